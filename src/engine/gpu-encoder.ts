@@ -4,7 +4,7 @@ import { embeddingProgram } from '../gpu/kernels/embedding.ts';
 import { gatherAddProgram } from '../gpu/kernels/gather_add.ts';
 import { l2normProgram } from '../gpu/kernels/l2norm.ts';
 import { layernormProgram } from '../gpu/kernels/layernorm.ts';
-import { matmulProgram, type MatmulActivation } from '../gpu/kernels/matmul.ts';
+import { matmulProgram, matmulScheduleFor, type MatmulActivation, type MatmulSchedule } from '../gpu/kernels/matmul.ts';
 import { poolingProgram } from '../gpu/kernels/pooling.ts';
 import { mclsPoolProgram } from '../gpu/kernels/mcls_pool.ts';
 import { rmsnormProgram } from '../gpu/kernels/rmsnorm.ts';
@@ -76,6 +76,7 @@ export class GpuEncoder {
   readonly bindingLimit: number;
   /** Blocks uploaded: a device that will only ever run k layers need not hold the rest. */
   readonly maxLayers: number;
+  readonly matmulSchedule: MatmulSchedule;
 
   private constructor(
     readonly rt: GpuRuntime,
@@ -83,16 +84,18 @@ export class GpuEncoder {
     readonly storage: WeightStorage,
     maxBindingBytes?: number,
     maxLayers?: number,
+    matmulSchedule?: MatmulSchedule,
   ) {
     this.dtype = shaderDType(storage, rt.hasF16);
     this.maxLayers = maxLayers ?? cfg.num_hidden_layers;
+    this.matmulSchedule = matmulSchedule ?? matmulScheduleFor(rt.fallbackAdapter);
     const l = rt.device.limits;
     this.bindingLimit = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize, maxBindingBytes ?? Infinity);
   }
 
   /** Uploads the model's weights and compiles every pipeline the encoder can use. */
-  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number } = {}): Promise<GpuEncoder> {
-    const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers);
+  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; matmulSchedule?: MatmulSchedule } = {}): Promise<GpuEncoder> {
+    const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.matmulSchedule);
     enc.upload(model.weights);
     if (model.heads.size) enc.uploadHeads(model.heads);
     await enc.warmup();
@@ -183,7 +186,7 @@ export class GpuEncoder {
 
   // ---- programs (shape-free cache keys; shapes only in uniforms) ----
   private mm(M: number, l: Linear, activation: MatmulActivation, residual: boolean): KernelProgram {
-    return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual });
+    return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual, schedule: this.matmulSchedule });
   }
   /** The family's norm; residuals are fused into the matmul before it, so LayerNorm runs without one. */
   private norm(M: number): KernelProgram {

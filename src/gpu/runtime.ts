@@ -36,6 +36,16 @@ export class GpuRuntime {
     return this.device.features.has('shader-f16');
   }
 
+  /**
+   * True on a CPU implementation of WebGPU (SwiftShader, lavapipe: `isFallbackAdapter`), where kernels
+   * pick schedules without workgroup memory (see matmul.ts). GPUDevice.adapterInfo where the
+   * implementation has it (Chromium ≥ 130, Dawn's Node bindings); false otherwise.
+   */
+  get fallbackAdapter(): boolean {
+    const info = (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+    return info?.isFallbackAdapter === true;
+  }
+
   private checkSource(p: KernelProgram): void {
     const known = this.sources.get(p.cacheKey);
     if (known === undefined) this.sources.set(p.cacheKey, p.wgsl);

@@ -89,6 +89,7 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     if (e === 'm3web-f32' || e === 'm3web-f16') {
       const w = e === 'm3web-f32' ? 'f32' : 'f16';
       s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens });
+      if (w === 'f32') s.notes.push(`m3web matmul schedule: ${s.m3[w]!.matmulSchedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
       if (w === 'f16') s.notes.push(`m3web-f16 ran as ${s.m3[w]!.dtype} (${rt.hasF16 ? 'native shader-f16' : 'no shader-f16 on this adapter: packed f16 pairs in u32, unpacked in the shader'})`);
     } else if (e === 'transformers-webgpu' || e === 'transformers-wasm') {
       const device = e === 'transformers-webgpu' ? 'webgpu' : 'wasm';
@@ -187,6 +188,9 @@ export interface KernelProfile {
   kernels: { name: string; ns: number; share: number }[];
   matmul_gflops: number;
   peak_matmul_gflops: number;
+  /** Where the microbenchmark found its peak, and the schedule the encoder ran. */
+  peak_matmul: { schedule: string; size: number };
+  encoder_matmul_schedule: string;
   matmul_flops: number;
 }
 
@@ -210,7 +214,15 @@ export async function kernelProfile(texts: string[]): Promise<KernelProfile> {
   const I = cfg.intermediate_size;
   const matmulFlops = 2 * M * cfg.num_hidden_layers * (4 * H * H + 2 * H * I);
   const matmulNs = prof.get('matmul') ?? 0;
-  return { kernels, matmul_flops: matmulFlops, matmul_gflops: matmulNs ? matmulFlops / matmulNs : 0, peak_matmul_gflops: await peakMatmulGflops(s.rt) };
+  const peak = await peakMatmulGflops(s.rt);
+  return {
+    kernels,
+    matmul_flops: matmulFlops,
+    matmul_gflops: matmulNs ? matmulFlops / matmulNs : 0,
+    peak_matmul_gflops: peak.gflops,
+    peak_matmul: { schedule: peak.schedule, size: peak.size },
+    encoder_matmul_schedule: engine.matmulSchedule,
+  };
 }
 
 export async function teardown(): Promise<void> {

@@ -28,6 +28,8 @@ export interface BenchReport {
   wall_s: number;
   machine: Record<string, unknown>;
   adapter: { vendor: string; architecture: string; features: string[]; [k: string]: unknown };
+  /** The adapter of the node-* rows (Node + webgpu), when the plan has any. */
+  node_adapter?: { vendor: string; architecture: string; description: string; features: string[]; isFallbackAdapter: boolean; icd: string } | null;
   model: Record<string, unknown>;
   inputs: Record<string, unknown>;
   rows: BenchRow[];
@@ -39,7 +41,7 @@ export interface BenchReport {
     matmul_fraction_of_peak: number | null;
   };
   cold_start: { engine: string; ready_ms_median: number; first_ms_median: number; first_ms_min: number; first_ms_max: number; runs: number }[];
-  kernel_profile: { batch: number; seq_len: number; kernels: { name: string; ns: number; share: number }[]; matmul_gflops: number; peak_matmul_gflops: number } | null;
+  kernel_profile: { batch: number; seq_len: number; kernels: { name: string; ns: number; share: number }[]; matmul_gflops: number; peak_matmul_gflops: number; peak_matmul?: { schedule: string; size: number }; encoder_matmul_schedule?: string } | null;
   skipped: string[];
   notes: string[];
 }
@@ -81,7 +83,7 @@ export function markdown(r: BenchReport): string {
   if (p) {
     out.push('');
     out.push(`Kernel profile (m3web f32, one batch ${p.batch} × ${p.seq_len}, timestamp-query GPU time): ` + p.kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(1)}%`).join(', ') + '.');
-    out.push(`Matmul: ${f(p.matmul_gflops, 2)} GFLOP/s achieved in the encoder vs ${f(p.peak_matmul_gflops, 2)} GFLOP/s best in the matmul microbenchmark (${f(q.matmul_fraction_of_peak === null ? null : 100 * q.matmul_fraction_of_peak)}% of peak).`);
+    out.push(`Matmul: ${f(p.matmul_gflops, 2)} GFLOP/s achieved in the encoder (${p.encoder_matmul_schedule ?? '?'} schedule) vs ${f(p.peak_matmul_gflops, 2)} GFLOP/s best in the matmul microbenchmark (${p.peak_matmul ? `${p.peak_matmul.schedule}, ${p.peak_matmul.size}³; ` : ''}${f(q.matmul_fraction_of_peak === null ? null : 100 * q.matmul_fraction_of_peak)}% of peak).`);
   }
   for (const s of r.skipped) out.push(`skipped: ${s}`);
   for (const n of r.notes) out.push(`note: ${n}`);

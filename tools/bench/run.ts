@@ -23,6 +23,7 @@ import { FIXTURES } from '../fixtures/specs.ts';
 import { openPage, withBrowserServer } from '../parity/run-browser.ts';
 import type * as Bench from './browser.ts';
 import type { EngineId } from './browser.ts';
+import { runNodeConfigs, type NodeAdapter } from './node.ts';
 import { markdown, median, type BenchReport, type BenchRow } from './report.ts';
 
 type BenchApi = import('comlink').Remote<typeof Bench>;
@@ -32,12 +33,12 @@ declare global {
   }
 }
 
-/** One timed configuration: SciFact abstracts or queries (clipped to about `tokens` tokens each), or fixed-length texts. */
+/** One timed configuration: SciFact abstracts or queries (as they are, or clipped to about `tokens` tokens each), or fixed-length texts. */
 interface ConfigSpec {
   input: 'scifact-abstracts' | 'scifact-queries' | 'fixed';
   batch: number;
-  /** Clip each text to about this many tokens, estimated from its words (rows report the real lengths); fixed: exactly this many. */
-  tokens: number;
+  /** Clip each text to about this many tokens, estimated from its words (rows report the real lengths); fixed: exactly this many. Absent: the real texts, truncated only at the model's limit. */
+  tokens?: number;
   /** 'all' five engines, or 'core' (m3web f32, transformers.js webgpu and wasm) where the rest would cost too long. */
   engines: 'all' | 'core';
 }
@@ -46,9 +47,13 @@ interface Plan {
   fixture: string;
   runs: number;
   configs: ConfigSpec[];
+  /** The input whose batch-1 and batch-32 rows give the headline ratios. */
+  ratioInput: 'scifact-abstracts' | 'scifact-queries';
   earlyExit: { batch: number; tokens: number; layers: number[] };
   coldRuns: number;
   profileBatch: number;
+  /** Indexes into `configs` also timed in Node + webgpu (m3web f32 and f16). */
+  node: number[];
 }
 
 export const QUICK: Plan = {
@@ -59,29 +64,39 @@ export const QUICK: Plan = {
     { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: 'all' },
     { input: 'fixed', batch: 8, tokens: 32, engines: 'all' },
   ],
+  ratioInput: 'scifact-abstracts',
   earlyExit: { batch: 4, tokens: 24, layers: [1, 2, 3] },
   coldRuns: 3,
   profileBatch: 4,
+  node: [1],
 };
 
 /**
- * The base-shaped model on SwiftShader costs ~50 ms per token in m3web and ~200 ms per token in the
- * ONNX Runtime WebGPU peers, so the full run caps the tokens of every configuration (texts clipped)
- * to finish in about 20 minutes; on a real GPU raise them with --plan.
+ * Every size the benchmark names, within what SwiftShader can run in about an hour: the base-shaped
+ * model there costs ~25 ms per token in m3web and ~70 ms per token in the ONNX Runtime WebGPU peers.
+ * Queries run as they are at batch 1, 8 and 32 (they give the headline ratios); abstracts run whole at
+ * batch 1 and clipped at batch 8 and 32; the fixed sweep runs 32, 128 and 512 tokens. The largest
+ * configurations time the 'core' engines only. On a real GPU, raise the sizes with --plan.
  */
 export const FULL: Plan = {
   fixture: 'bert-base-shaped',
   runs: 5,
   configs: [
-    { input: 'scifact-abstracts', batch: 1, tokens: 48, engines: 'all' },
-    { input: 'scifact-abstracts', batch: 8, tokens: 16, engines: 'core' },
-    { input: 'scifact-abstracts', batch: 32, tokens: 6, engines: 'core' },
-    { input: 'fixed', batch: 1, tokens: 32, engines: 'core' },
-    { input: 'fixed', batch: 1, tokens: 128, engines: 'core' },
+    { input: 'scifact-queries', batch: 1, engines: 'all' },
+    { input: 'scifact-queries', batch: 8, engines: 'all' },
+    { input: 'scifact-queries', batch: 32, engines: 'core' },
+    { input: 'scifact-abstracts', batch: 1, engines: 'all' },
+    { input: 'scifact-abstracts', batch: 8, tokens: 48, engines: 'core' },
+    { input: 'scifact-abstracts', batch: 32, tokens: 16, engines: 'all' },
+    { input: 'fixed', batch: 1, tokens: 32, engines: 'all' },
+    { input: 'fixed', batch: 1, tokens: 128, engines: 'all' },
+    { input: 'fixed', batch: 1, tokens: 512, engines: 'core' },
   ],
-  earlyExit: { batch: 1, tokens: 32, layers: [1, 3, 6, 9, 12] },
+  ratioInput: 'scifact-queries',
+  earlyExit: { batch: 1, tokens: 128, layers: [1, 3, 6, 9, 12] },
   coldRuns: 5,
   profileBatch: 4,
+  node: [2, 3, 8],
 };
 
 const ENGINE_META: Record<EngineId, { backend: string; dtype: string }> = {
@@ -167,6 +182,8 @@ interface Config {
   texts: string[];
   engines: EngineId[];
   layerSweep?: number[];
+  /** Token lengths of `texts` (filled in when the configuration runs). */
+  lens?: number[];
 }
 
 export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log?: (s: string) => void }): Promise<BenchReport> {
@@ -193,8 +210,8 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
 
     const core: EngineId[] = all.filter((e) => e === 'm3web-f32' || e === 'transformers-webgpu' || e === 'transformers-wasm');
     const configs: Config[] = plan.configs.map((c, i) => ({
-      input: c.input === 'fixed' ? `fixed-${c.tokens}` : c.input,
-      texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => clip(t, c.tokens)),
+      input: c.input === 'fixed' ? `fixed-${c.tokens ?? 32}` : c.input,
+      texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens ?? 32, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => (c.tokens ? clip(t, c.tokens) : t)),
       engines: c.engines === 'all' ? all : core,
     }));
     const ee = plan.earlyExit;
@@ -202,7 +219,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     const rows: BenchRow[] = [];
     const L = spec.layers;
     for (const c of configs) {
-      const lens = await lengths(c.texts);
+      const lens = (c.lens = await lengths(c.texts));
       const tokens = lens.reduce((a, b) => a + b, 0);
       const seq = Math.max(...lens);
       log(`  ${c.input} batch ${c.texts.length} × ≤${seq} tokens (${tokens} real): ${c.layerSweep ? `layers ${c.layerSweep.join(',')}` : c.engines.join(', ')} × ${plan.runs} runs`);
@@ -244,7 +261,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       query_tokens: { p50: percentile(qLens, 50), p95: percentile(qLens, 95), sample: qLens.length },
       configs: plan.configs,
     };
-    notes.push(`tokens per configuration capped (texts clipped; see inputs.configs) so the run finishes on SwiftShader; 'core' configurations time m3web f32 and transformers.js webgpu + wasm only`);
+    notes.push(`configurations with "tokens" in inputs.configs ran clipped texts (so the run finishes on SwiftShader), the others the real texts; 'core' configurations time m3web f32 and transformers.js webgpu + wasm only`);
 
     log('  kernel profile');
     const profTexts = abstracts.slice(2000, 2000 + plan.profileBatch).map((t) => clip(t, ee.tokens));
@@ -267,10 +284,44 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     }
     notes.push('cold start: fresh browser context (empty HTTP cache, transformers.js browser cache off), ms from navigation start of the page to model ready and to the first embedding of one query; weights served by the local vite server');
 
+    let nodeAdapter: NodeAdapter | null = null;
+    if (plan.node.length) {
+      log('  node + webgpu');
+      const nodeCfgs = plan.node.map((i) => configs[i]);
+      const res = await runNodeConfigs(`${origin}/models/${plan.fixture}/`, nodeCfgs.map((c) => ({ input: c.input, texts: c.texts })), plan.runs);
+      nodeAdapter = res.adapter;
+      for (const [k, c] of nodeCfgs.entries()) {
+        const lens = c.lens!;
+        const tokens = lens.reduce((a, b) => a + b, 0);
+        const group = Object.entries(res.times[k]).map(([engine, ms]): BenchRow => ({
+          name: `node-${engine}`,
+          backend: 'webgpu-node',
+          dtype: res.dtypes[engine],
+          batch: c.texts.length,
+          seq_len: Math.max(...lens),
+          layers: L,
+          dims: spec.hidden,
+          tokens_per_s_median: tokens / (median(ms) / 1000),
+          ms_median: median(ms),
+          ms_min: Math.min(...ms),
+          ms_max: Math.max(...ms),
+          runs: ms.length,
+          input: c.input,
+          tokens,
+          time_vs_m3web: null,
+        }));
+        const ref = group.find((r) => r.name === 'node-m3web-f32')!;
+        for (const r of group) r.time_vs_m3web = r.ms_median / ref.ms_median;
+        rows.push(...group);
+        log(`    ${c.input} batch ${c.texts.length}: ` + group.map((r) => `${r.name} (${r.dtype}) ${r.ms_median.toFixed(0)} ms`).join(', '));
+      }
+      notes.push(`node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; matmul schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`);
+    }
+
     const find = (name: string, input: string, batch: number) => rows.find((r) => r.name === name && r.input === input && r.batch === batch && r.layers === L);
     const speedup = (peer: string, batch: number) => {
-      const a = find('m3web-f32', 'scifact-abstracts', batch);
-      const b = find(peer, 'scifact-abstracts', batch);
+      const a = find('m3web-f32', plan.ratioInput, batch);
+      const b = find(peer, plan.ratioInput, batch);
       return a && b ? b.ms_median / a.ms_median : null;
     };
     const exits = rows.filter((r) => r.input === 'early-exit');
@@ -281,6 +332,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       wall_s: 0,
       machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}`, browser: `Chromium ${browser.version()}` },
       adapter: { ...setup.adapter },
+      node_adapter: nodeAdapter,
       model: {
         name: plan.fixture,
         shape: `${spec.family}, ${spec.layers} layers × hidden ${spec.hidden}, ${spec.heads} heads, FFN ${spec.ffn}`,
@@ -302,11 +354,11 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
         matmul_fraction_of_peak: prof.peak_matmul_gflops > 0 ? prof.matmul_gflops / prof.peak_matmul_gflops : null,
       },
       cold_start: Object.entries(cold).map(([engine, c]) => ({ engine, ready_ms_median: median(c.ready), first_ms_median: median(c.first), first_ms_min: Math.min(...c.first), first_ms_max: Math.max(...c.first), runs: c.first.length })),
-      kernel_profile: { batch: profTexts.length, seq_len: Math.max(...profLens), kernels: prof.kernels, matmul_gflops: prof.matmul_gflops, peak_matmul_gflops: prof.peak_matmul_gflops },
+      kernel_profile: { batch: profTexts.length, seq_len: Math.max(...profLens), kernels: prof.kernels, matmul_gflops: prof.matmul_gflops, peak_matmul_gflops: prof.peak_matmul_gflops, peak_matmul: prof.peak_matmul, encoder_matmul_schedule: prof.encoder_matmul_schedule },
       skipped,
       notes: [
         ...notes,
-        'ratios m3web_vs_*: peer median ms ÷ m3web f32 median ms on the same SciFact abstract batch (> 1: m3web is faster)',
+        `ratios m3web_vs_*: peer median ms ÷ m3web f32 median ms on the same batch of ${plan.ratioInput} (> 1: m3web is faster)`,
         'time_vs_m3web per row: that row\'s median ms ÷ m3web f32 on the same configuration',
         'SwiftShader (a CPU implementation of Vulkan) is the only adapter on this machine: these numbers compare engines on it and say nothing about real GPUs',
       ],

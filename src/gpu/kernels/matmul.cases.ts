@@ -24,7 +24,7 @@ const specs: { shape: MatmulShape; attrs: Omit<MatmulAttrs, 'wDtype'> }[] = [
 
 function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
   const { M, N, K } = shape;
-  const tag = `${attrs.bias ? '+b' : ''}${attrs.activation === 'none' ? '' : `→${attrs.activation}`}${attrs.residual ? '+r' : ''}`;
+  const tag = `${attrs.schedule === 'registers' ? ' regs' : ''}${attrs.bias ? '+b' : ''}${attrs.activation === 'none' ? '' : `→${attrs.activation}`}${attrs.residual ? '+r' : ''}`;
   return {
     name: `matmul/${attrs.wDtype} ${M}x${N}x${K}${tag}`,
     async run(rt) {
@@ -49,4 +49,8 @@ function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
   };
 }
 
-export const matmulCases: KernelCase[] = (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype })));
+// Both schedules on every spec: the same y from different loops (and, for 'registers', unchecked vec4 loads
+// with rows clamped at the M/N edges).
+export const matmulCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) =>
+  (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))),
+);
