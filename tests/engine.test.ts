@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.ts';
-import { matmulScheduleFor } from '../src/gpu/kernels/matmul.ts';
+import { scheduleFor } from '../src/gpu/kernel.ts';
 import { InvalidInputError } from '../src/errors.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
@@ -53,21 +53,21 @@ describe.each(FIXTURES)('engine parity on Node WebGPU: %s (%s weights)', (fixtur
 });
 
 describe('engine behaviour', () => {
-  it('picks its matmul schedule by adapter, and both schedules match the CPU reference', async () => {
+  it('picks its kernel schedule by adapter, and both schedules match the CPU reference', async () => {
     const model = await load('m3bert-tiny');
     const auto = await Engine.create(rt, model, { weights: 'f32' });
-    expect(auto.matmulSchedule).toBe(matmulScheduleFor(rt.fallbackAdapter));
+    expect(auto.schedule).toBe(scheduleFor(rt.fallbackAdapter));
     auto.destroy();
     const texts = ['the first of three texts', 'a second', 'and a third text, a little longer than the others'];
     const want = new ReferenceEncoder(model).embed(texts, { layers: 3 }).embeddings;
-    for (const matmulSchedule of ['workgroup', 'registers'] as const) {
-      const engine = await Engine.create(rt, model, { weights: 'f32', matmulSchedule });
-      expect(engine.matmulSchedule).toBe(matmulSchedule);
+    for (const schedule of ['workgroup', 'registers'] as const) {
+      const engine = await Engine.create(rt, model, { weights: 'f32', schedule });
+      expect(engine.schedule).toBe(schedule);
       const got = (await engine.embed(texts, { layers: 3 })).embeddings;
-      expect(Math.max(...want.map((v, i) => Math.abs(v - got[i]))), matmulSchedule).toBeLessThanOrEqual(1e-5);
+      expect(Math.max(...want.map((v, i) => Math.abs(v - got[i]))), schedule).toBeLessThanOrEqual(1e-5);
       engine.destroy();
     }
-    await expect(Engine.create(rt, model, { matmulSchedule: 'tiled' as never })).rejects.toThrow(InvalidInputError);
+    await expect(Engine.create(rt, model, { schedule: 'tiled' as never })).rejects.toThrow(InvalidInputError);
   });
 
   it('early exit records exactly k blocks of dispatches', async () => {

@@ -7,7 +7,7 @@ import { GpuEncoder } from './gpu-encoder.ts';
 import { activationRowBytes } from './memory-plan.ts';
 import { insertMcls } from './mcls.ts';
 import type { WeightStorage } from './gpu-weights.ts';
-import type { MatmulSchedule } from '../gpu/kernels/matmul.ts';
+import type { KernelSchedule } from '../gpu/kernel.ts';
 import { resolveEmbedOptions, type EmbedOptions } from './options.ts';
 import { resolveOutputs, type OutputOptions } from './outputs.ts';
 import { combineTokenWeights, type SparseVector } from '../reference/heads.ts';
@@ -21,8 +21,8 @@ export interface EngineOptions {
   maxBindingBytes?: number;
   /** Upload only the first k blocks (a planner that will never run deeper saves their memory). */
   maxLayers?: number;
-  /** Matmul schedule; default: 'registers' on a CPU fallback adapter, 'workgroup' on a GPU (matmul.ts). */
-  matmulSchedule?: MatmulSchedule;
+  /** Matmul and attention layout; default: 'registers' on a CPU fallback adapter, 'workgroup' on a GPU (KernelSchedule). */
+  schedule?: KernelSchedule;
 }
 
 export type EngineRequest = EmbedOptions & OutputOptions;
@@ -73,11 +73,11 @@ export class Engine {
     const L = model.config.num_hidden_layers;
     const maxLayers = opts.maxLayers ?? L;
     if (!Number.isInteger(maxLayers) || maxLayers < 1 || maxLayers > L) throw new InvalidInputError('maxLayers is out of range', { expected: `an integer in 1..${L}`, received: opts.maxLayers });
-    const schedule = opts.matmulSchedule;
+    const schedule = opts.schedule;
     if (schedule !== undefined && schedule !== 'workgroup' && schedule !== 'registers') {
-      throw new InvalidInputError('matmulSchedule must be "workgroup" or "registers"', { expected: '"workgroup" | "registers" | undefined (by adapter)', received: schedule });
+      throw new InvalidInputError('schedule must be "workgroup" or "registers"', { expected: '"workgroup" | "registers" | undefined (by adapter)', received: schedule });
     }
-    const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, matmulSchedule: opts.matmulSchedule });
+    const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, schedule });
     // Every activation buffer of a batch must fit one storage binding: cap padded tokens accordingly.
     const deviceCap = Math.floor(encoder.bindingLimit / activationRowBytes(model.config, encoder.colbertWidth));
     return new Engine(model, encoder, Math.min(requested, deviceCap));
@@ -87,9 +87,9 @@ export class Engine {
     return this.encoder.dtype;
   }
 
-  /** The matmul schedule in use (chosen by adapter unless EngineOptions.matmulSchedule forced one). */
-  get matmulSchedule(): MatmulSchedule {
-    return this.encoder.matmulSchedule;
+  /** The kernel schedule in use (chosen by adapter unless EngineOptions.schedule forced one). */
+  get schedule(): KernelSchedule {
+    return this.encoder.schedule;
   }
 
   async embed(texts: readonly string[], options: EngineRequest = {}): Promise<EngineEmbedding> {

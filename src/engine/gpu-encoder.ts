@@ -1,10 +1,10 @@
-import type { KernelProgram, WeightDType } from '../gpu/kernel.ts';
+import { scheduleFor, type KernelProgram, type KernelSchedule, type WeightDType } from '../gpu/kernel.ts';
 import { attentionProgram } from '../gpu/kernels/attention.ts';
 import { embeddingProgram } from '../gpu/kernels/embedding.ts';
 import { gatherAddProgram } from '../gpu/kernels/gather_add.ts';
 import { l2normProgram } from '../gpu/kernels/l2norm.ts';
 import { layernormProgram } from '../gpu/kernels/layernorm.ts';
-import { matmulProgram, matmulScheduleFor, type MatmulActivation, type MatmulSchedule } from '../gpu/kernels/matmul.ts';
+import { matmulProgram, type MatmulActivation } from '../gpu/kernels/matmul.ts';
 import { poolingProgram } from '../gpu/kernels/pooling.ts';
 import { mclsPoolProgram } from '../gpu/kernels/mcls_pool.ts';
 import { rmsnormProgram } from '../gpu/kernels/rmsnorm.ts';
@@ -76,7 +76,8 @@ export class GpuEncoder {
   readonly bindingLimit: number;
   /** Blocks uploaded: a device that will only ever run k layers need not hold the rest. */
   readonly maxLayers: number;
-  readonly matmulSchedule: MatmulSchedule;
+  /** Matmul and attention layout (KernelSchedule): by adapter unless the caller forced one. */
+  readonly schedule: KernelSchedule;
 
   private constructor(
     readonly rt: GpuRuntime,
@@ -84,18 +85,18 @@ export class GpuEncoder {
     readonly storage: WeightStorage,
     maxBindingBytes?: number,
     maxLayers?: number,
-    matmulSchedule?: MatmulSchedule,
+    schedule?: KernelSchedule,
   ) {
     this.dtype = shaderDType(storage, rt.hasF16);
     this.maxLayers = maxLayers ?? cfg.num_hidden_layers;
-    this.matmulSchedule = matmulSchedule ?? matmulScheduleFor(rt.fallbackAdapter);
+    this.schedule = schedule ?? scheduleFor(rt.fallbackAdapter);
     const l = rt.device.limits;
     this.bindingLimit = Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize, maxBindingBytes ?? Infinity);
   }
 
   /** Uploads the model's weights and compiles every pipeline the encoder can use. */
-  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; matmulSchedule?: MatmulSchedule } = {}): Promise<GpuEncoder> {
-    const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.matmulSchedule);
+  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; schedule?: KernelSchedule } = {}): Promise<GpuEncoder> {
+    const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.schedule);
     enc.upload(model.weights);
     if (model.heads.size) enc.uploadHeads(model.heads);
     await enc.warmup();
@@ -186,14 +187,14 @@ export class GpuEncoder {
 
   // ---- programs (shape-free cache keys; shapes only in uniforms) ----
   private mm(M: number, l: Linear, activation: MatmulActivation, residual: boolean): KernelProgram {
-    return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual, schedule: this.matmulSchedule });
+    return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual, schedule: this.schedule });
   }
   /** The family's norm; residuals are fused into the matmul before it, so LayerNorm runs without one. */
   private norm(M: number): KernelProgram {
     const H = this.cfg.hidden_size;
     return this.cfg.family === 'm3bert'
-      ? rmsnormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps })
-      : layernormProgram({ M, H }, { wDtype: this.dtype, residual: false, eps: this.cfg.norm_eps });
+      ? rmsnormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule })
+      : layernormProgram({ M, H }, { wDtype: this.dtype, residual: false, eps: this.cfg.norm_eps, schedule: this.schedule });
   }
 
   /** Every program a forward pass may use, at a dummy shape: cache keys do not depend on shapes. */
@@ -207,7 +208,7 @@ export class GpuEncoder {
       ...(this.emb.word.length > 1 ? [gatherAddProgram({ M: 1, H, row0: 0, rows: 1 }, { wDtype: this.dtype })] : []),
       this.norm(1),
       this.mm(1, b.qkv, 'none', false),
-      attentionProgram({ B: 1, T: 1, H, heads: this.cfg.num_attention_heads }),
+      attentionProgram({ B: 1, T: 1, H, heads: this.cfg.num_attention_heads }, { schedule: this.schedule }),
       this.mm(1, b.o, 'none', true),
       this.mm(1, b.ffnIn, m3 ? 'none' : act, false),
       this.mm(1, b.ffnOut, 'none', true),
@@ -269,7 +270,7 @@ export class GpuEncoder {
     run(embeddingProgram({ M, H, wordRows: first.rows }, { wDtype: this.dtype, tokenType: w.type !== null }), [ids, pos, first.buf, w.pos, ...(w.type ? [w.type] : []), t0]);
     for (const c of rest) run(gatherAddProgram({ M, H, row0: c.row0, rows: c.rows }, { wDtype: this.dtype }), [ids, c.buf, t0]);
     run(this.norm(M), [t0, w.norm.w, ...(w.norm.b ? [w.norm.b] : []), x]);
-    const attn = attentionProgram({ B, T, H, heads: cfg.num_attention_heads });
+    const attn = attentionProgram({ B, T, H, heads: cfg.num_attention_heads }, { schedule: this.schedule });
     for (let i = 0; i < o.layers; i++) {
       const b = this.blocks[i];
       const lin = (l: Linear) => [l.w, ...(l.b ? [l.b] : [])];

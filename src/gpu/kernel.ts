@@ -64,3 +64,19 @@ export function weightAccessor(dtype: WeightDType, name: string, fn = `load_${na
 export function weightArrayType(dtype: WeightDType): string {
   return dtype === 'f32' ? 'array<f32>' : dtype === 'f16' ? 'array<f16>' : 'array<u32>';
 }
+
+/**
+ * How a kernel lays out its work, where it has a choice (matmul, attention); every schedule computes
+ * the same result.
+ *   'workgroup': tiles staged through workgroup memory between barriers: data reuse for real GPUs,
+ *                whose global memory is far slower than their shared memory.
+ *   'registers': no workgroup memory and no barriers; each invocation streams its rows straight from
+ *                storage. For CPU adapters (SwiftShader, lavapipe): their caches already give the reuse,
+ *                and a barrier there is a switch between every invocation of the workgroup.
+ */
+export type KernelSchedule = 'workgroup' | 'registers';
+
+/** The schedule for an adapter: 'registers' on CPU implementations (the fallback adapter), 'workgroup' on GPUs. */
+export function scheduleFor(isFallbackAdapter: boolean): KernelSchedule {
+  return isFallbackAdapter ? 'registers' : 'workgroup';
+}

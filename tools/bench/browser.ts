@@ -13,7 +13,7 @@ import { loadModel, type LoadedModel } from '../../src/model/load.ts';
 import { padBatch } from '../../src/tokenize/tokenizer.ts';
 
 /** The engines a configuration can time. */
-export type EngineId = 'm3web-f32' | 'm3web-f16' | 'transformers-webgpu' | 'transformers-wasm' | 'ort-webgpu';
+export type EngineId = 'm3web-f32' | 'm3web-f16' | 'transformers-webgpu' | 'transformers-wasm' | 'ort-webgpu' | 'ort-webgpu-gpubuf';
 
 export interface AdapterInfo {
   vendor: string;
@@ -43,6 +43,8 @@ interface State {
   m3: Partial<Record<'f32' | 'f16', Engine>>;
   tjs: Partial<Record<'webgpu' | 'wasm', FeatureExtractionPipeline>>;
   ort?: ort.InferenceSession;
+  /** The same model with preferredOutputLocation 'gpu-buffer' (outputs stay on the GPU until getData()). */
+  ortGpuBuf?: ort.InferenceSession;
   notes: string[];
 }
 let S: State | null = null;
@@ -89,7 +91,7 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     if (e === 'm3web-f32' || e === 'm3web-f16') {
       const w = e === 'm3web-f32' ? 'f32' : 'f16';
       s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens });
-      if (w === 'f32') s.notes.push(`m3web matmul schedule: ${s.m3[w]!.matmulSchedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
+      if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention): ${s.m3[w]!.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
       if (w === 'f16') s.notes.push(`m3web-f16 ran as ${s.m3[w]!.dtype} (${rt.hasF16 ? 'native shader-f16' : 'no shader-f16 on this adapter: packed f16 pairs in u32, unpacked in the shader'})`);
     } else if (e === 'transformers-webgpu' || e === 'transformers-wasm') {
       const device = e === 'transformers-webgpu' ? 'webgpu' : 'wasm';
@@ -97,7 +99,11 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     } else if (e === 'ort-webgpu') {
       ort.env.wasm.wasmPaths = `${origin}/node_modules/onnxruntime-web/dist/`;
       s.ort = await ort.InferenceSession.create(`${origin}/models/${fixture}/onnx/model.onnx`, { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
-      s.notes.push('ort-webgpu: onnxruntime-web ' + ort.env.versions.web + ', executionProviders [webgpu], graphOptimizationLevel all, outputs on the CPU (mean pooling + L2 in JS); gpu-buffer outputs and graph capture were not used (dynamic shapes)');
+      s.notes.push('ort-webgpu: onnxruntime-web ' + ort.env.versions.web + ', executionProviders [webgpu], graphOptimizationLevel all, outputs on the CPU (mean pooling + L2 in JS); graph capture not used (it needs static shapes)');
+    } else if (e === 'ort-webgpu-gpubuf') {
+      ort.env.wasm.wasmPaths = `${origin}/node_modules/onnxruntime-web/dist/`;
+      s.ortGpuBuf = await ort.InferenceSession.create(`${origin}/models/${fixture}/onnx/model.onnx`, { executionProviders: ['webgpu'], graphOptimizationLevel: 'all', preferredOutputLocation: 'gpu-buffer' });
+      s.notes.push("ort-webgpu-gpubuf: as ort-webgpu, with preferredOutputLocation 'gpu-buffer' (IO binding of the output); last_hidden_state is read back with getData() for the same JS pooling, and disposed");
     }
   }
   S = s;
@@ -110,16 +116,17 @@ function state(): State {
 }
 
 /** onnxruntime-web directly: tokenise with the model's tokenizer, run, mean-pool and L2-normalise. */
-async function ortEmbed(s: State, texts: string[]): Promise<Float32Array> {
+async function ortEmbed(s: State, texts: string[], session: ort.InferenceSession): Promise<Float32Array> {
   const enc = s.model.tokenizer.encode(texts, s.model.config.max_tokens);
   const b = padBatch(enc.ids, s.model.tokenizer.padId);
   const dims = [b.B, b.T];
-  const out = await s.ort!.run({
+  const out = await session.run({
     input_ids: new ort.Tensor('int64', BigInt64Array.from(b.inputIds, BigInt), dims),
     attention_mask: new ort.Tensor('int64', BigInt64Array.from(b.attentionMask, BigInt), dims),
     token_type_ids: new ort.Tensor('int64', new BigInt64Array(b.B * b.T), dims),
   });
-  const h = (await out.last_hidden_state.getData()) as Float32Array;
+  const h = (await out.last_hidden_state.getData(true)) as Float32Array; // true: release a GPU-side output once read
+  for (const [name, t] of Object.entries(out)) if (name !== 'last_hidden_state') t.dispose();
   const H = s.model.config.hidden_size;
   const pooled = new Float32Array(b.B * H);
   for (let r = 0; r < b.B; r++) {
@@ -151,7 +158,10 @@ async function embedOnce(s: State, engine: EngineId, texts: string[], layers?: n
       return;
     }
     case 'ort-webgpu':
-      await ortEmbed(s, texts);
+      await ortEmbed(s, texts, s.ort!);
+      return;
+    case 'ort-webgpu-gpubuf':
+      await ortEmbed(s, texts, s.ortGpuBuf!);
   }
 }
 
@@ -221,7 +231,7 @@ export async function kernelProfile(texts: string[]): Promise<KernelProfile> {
     matmul_gflops: matmulNs ? matmulFlops / matmulNs : 0,
     peak_matmul_gflops: peak.gflops,
     peak_matmul: { schedule: peak.schedule, size: peak.size },
-    encoder_matmul_schedule: engine.matmulSchedule,
+    encoder_matmul_schedule: engine.schedule,
   };
 }
 
@@ -232,6 +242,7 @@ export async function teardown(): Promise<void> {
   for (const e of Object.values(s.m3)) e.destroy();
   for (const p of Object.values(s.tjs)) await p.dispose();
   await s.ort?.release();
+  await s.ortGpuBuf?.release();
   s.rt.device.destroy();
 }
 

@@ -55,7 +55,7 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
     const result = {
       adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: rt.fallbackAdapter, icd },
       dtypes: Object.fromEntries(Object.entries(engines).map(([k, e]) => [k, e.dtype])),
-      schedule: engines['m3web-f32'].matmulSchedule,
+      schedule: engines['m3web-f32'].schedule,
       times,
     };
     for (const e of Object.values(engines)) e.destroy();

@@ -39,8 +39,8 @@ interface ConfigSpec {
   batch: number;
   /** Clip each text to about this many tokens, estimated from its words (rows report the real lengths); fixed: exactly this many. Absent: the real texts, truncated only at the model's limit. */
   tokens?: number;
-  /** 'all' five engines, or 'core' (m3web f32, transformers.js webgpu and wasm) where the rest would cost too long. */
-  engines: 'all' | 'core';
+  /** 'all' five engines, 'core' (m3web f32, transformers.js webgpu and wasm) where the rest would cost too long, or a list. */
+  engines: 'all' | 'core' | EngineId[];
 }
 
 interface Plan {
@@ -63,6 +63,7 @@ export const QUICK: Plan = {
     { input: 'scifact-abstracts', batch: 1, tokens: 24, engines: 'all' },
     { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: 'all' },
     { input: 'fixed', batch: 8, tokens: 32, engines: 'all' },
+    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
   ],
   ratioInput: 'scifact-abstracts',
   earlyExit: { batch: 4, tokens: 24, layers: [1, 2, 3] },
@@ -91,6 +92,8 @@ export const FULL: Plan = {
     { input: 'fixed', batch: 1, tokens: 32, engines: 'all' },
     { input: 'fixed', batch: 1, tokens: 128, engines: 'all' },
     { input: 'fixed', batch: 1, tokens: 512, engines: 'core' },
+    // onnxruntime-web's output left on the GPU (IO binding) against its default, to give the peer its best configuration.
+    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
   ],
   ratioInput: 'scifact-queries',
   earlyExit: { batch: 1, tokens: 128, layers: [1, 3, 6, 9, 12] },
@@ -105,6 +108,7 @@ const ENGINE_META: Record<EngineId, { backend: string; dtype: string }> = {
   'transformers-webgpu': { backend: 'webgpu', dtype: 'fp32' },
   'transformers-wasm': { backend: 'wasm', dtype: 'fp32' },
   'ort-webgpu': { backend: 'webgpu', dtype: 'fp32' },
+  'ort-webgpu-gpubuf': { backend: 'webgpu', dtype: 'fp32' },
 };
 
 // ---- inputs ---------------------------------------------------------------------------------------
@@ -196,6 +200,10 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
   if (noPeers) skipped.push(noPeers);
   const peers: EngineId[] = noPeers ? [] : ['transformers-webgpu', 'transformers-wasm', 'ort-webgpu'];
   const all: EngineId[] = ['m3web-f32', 'm3web-f16', ...peers];
+  // Engines named only in explicit lists (e.g. ort-webgpu-gpubuf) load too, peers only when the ONNX export exists.
+  const listed = plan.configs.flatMap((c) => (Array.isArray(c.engines) ? c.engines : []));
+  const extra = [...new Set(listed)].filter((e) => !all.includes(e) && (!noPeers || e.startsWith('m3web')));
+  const loaded: EngineId[] = [...all, ...extra];
   const { abstracts, queries } = scifact();
 
   const port = process.env.M3WEB_E2E_PORT ? Number(process.env.M3WEB_E2E_PORT) : 0;
@@ -203,8 +211,8 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     const page = await openPage(browser, base, 'e2e/pages/bench.html', () => window.__bench !== undefined);
     page.on('pageerror', (e) => log(`page error: ${e.message}`));
     const origin = base.replace(/\/$/, '');
-    log(`bench: ${plan.fixture}, engines ${all.join(', ')}`);
-    const setup = await page.evaluate(([o, f, e]) => window.__bench!.setup(o, f, e), [origin, plan.fixture, all] as const);
+    log(`bench: ${plan.fixture}, engines ${loaded.join(', ')}`);
+    const setup = await page.evaluate(([o, f, e]) => window.__bench!.setup(o, f, e), [origin, plan.fixture, loaded] as const);
     const notes = [...setup.notes];
     const lengths = (texts: string[]) => page.evaluate((t) => window.__bench!.tokenLengths(t), texts);
 
@@ -212,7 +220,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     const configs: Config[] = plan.configs.map((c, i) => ({
       input: c.input === 'fixed' ? `fixed-${c.tokens ?? 32}` : c.input,
       texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens ?? 32, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => (c.tokens ? clip(t, c.tokens) : t)),
-      engines: c.engines === 'all' ? all : core,
+      engines: c.engines === 'all' ? all : c.engines === 'core' ? core : c.engines.filter((e) => loaded.includes(e)),
     }));
     const ee = plan.earlyExit;
     configs.push({ input: 'early-exit', texts: abstracts.slice(1000, 1000 + ee.batch).map((t) => clip(t, ee.tokens)), engines: ['m3web-f32'], layerSweep: ee.layers });

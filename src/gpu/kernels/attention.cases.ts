@@ -33,8 +33,9 @@ const specs: Spec[] = [
 const TOL = 1e-5;
 const TOL_LARGE = 5e-5;
 
-export const attentionCases: KernelCase[] = specs.map((s, idx) => ({
-  name: `attention/flash B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
+// Both schedules on every spec ('registers' falls back to flash where d % 4 != 0: d = 13 here).
+export const attentionCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) => specs.map((s, idx) => ({
+  name: `attention/${schedule === 'registers' ? 'rows' : 'flash'} B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
   async run(rt) {
     const qkv = seeded(s.B * s.T * 3 * s.H, 0xa77e + idx * 7919 + s.T, -1, 1);
     if (s.qScale) {
@@ -48,7 +49,7 @@ export const attentionCases: KernelCase[] = specs.map((s, idx) => ({
     const lb = rt.upload(lengths);
     const ob = rt.createBuffer(s.B * s.T * s.H * 4);
     try {
-      await rt.run(attentionProgram(s), [qb, lb, ob]);
+      await rt.run(attentionProgram(s, { schedule }), [qb, lb, ob]);
       const got = await rt.readF32(ob, s.B * s.T * s.H);
       return { got, want: attentionRef(qkv, lengths, s.B, s.T, s.H, s.heads), maxAbs: s.kScale ? TOL_LARGE : TOL };
     } finally {
@@ -57,4 +58,4 @@ export const attentionCases: KernelCase[] = specs.map((s, idx) => ({
       ob.destroy();
     }
   },
-}));
+})));

@@ -1,4 +1,4 @@
-import { ceilDiv, packUniforms, type KernelProgram } from '../kernel.ts';
+import { ceilDiv, packUniforms, type KernelProgram, type KernelSchedule } from '../kernel.ts';
 
 /**
  * Bidirectional multi-head self-attention with a key padding mask, tiled flash-style.
@@ -210,17 +210,98 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
 }`;
 
+/** Query rows per workgroup of the 'registers' schedule (one invocation per row). */
+const ROWS_WG = 64;
+/** Keys per step of the 'registers' schedule: their scores share one rescaling of the accumulator. */
+const ROWS_BK = 4;
+const KEYS = Array.from({ length: ROWS_BK }, (_, k) => k);
+
+/**
+ * The 'registers' schedule, for CPU adapters (see KernelSchedule in kernel.ts for why): no workgroup
+ * memory and no barriers. One invocation per (query row, head, sequence) keeps its pre-scaled q row and
+ * its output accumulator as vec4s in private memory and streams K and V rows straight from storage,
+ * ROWS_BK keys per online-softmax step (same recurrence as above). Needs d % 4 == 0 (vec4 rows).
+ */
+const WGSL_ROWS = /* wgsl */ `
+// Bidirectional MHA, one query row per invocation (Vaswani et al. 2017; online softmax: Milakov &
+// Gimelshein 2018). See src/gpu/kernels/attention.ts.
+struct U { B: u32, T: u32, H: u32, heads: u32, d: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> qkv: array<vec4f>;       // (B, T, 3H) as vec4s
+@group(0) @binding(2) var<storage, read> lengths: array<u32>;     // (B)
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>; // (B, T, H) as vec4s
+
+const D4 = ${ATTN_MAX_HEAD_DIM / 4}u;
+const NEG_BIG = -3.0e38;
+
+@compute @workgroup_size(${ROWS_WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let b = wg.z;
+  let h = wg.y;
+  let t = wg.x * ${ROWS_WG}u + li;
+  let T = u.T;
+  if (t >= T) { return; }
+  let d4 = u.d / 4u;
+  let H4 = u.H / 4u;
+  let row4 = 3u * H4;                        // qkv row stride in vec4s
+  let len = min(lengths[b], T);
+  let ob = (b * T + t) * H4 + h * d4;        // out[b, t, h·d]
+  if (t >= len) {                            // padded query row: zeros
+    for (var c = 0u; c < d4; c++) { out[ob + c] = vec4f(0.0); }
+    return;
+  }
+  var q: array<vec4f, D4>;
+  var acc: array<vec4f, D4>;
+  let qb = (b * T + t) * row4 + h * d4;
+  for (var c = 0u; c < d4; c++) { q[c] = qkv[qb + c] * u.scale; acc[c] = vec4f(0.0); }
+  var m = NEG_BIG;                           // running max of the scores
+  var l = 0.0;                               // running Σ exp(s − m)
+  let kb = b * T * row4 + H4 + h * d4;       // K of token 0 of this (b, h); V is H4 further
+  for (var j0 = 0u; j0 < len; j0 += ${ROWS_BK}u) {
+    // Scores of keys j0 .. j0 + ROWS_BK − 1; keys past len are clamped to the last one and given p = 0.
+${KEYS.map((k) => `    let k${k} = kb + min(j0 + ${k}u, len - 1u) * row4;\n    var s${k} = 0.0;`).join('\n')}
+    for (var c = 0u; c < d4; c++) {
+      let qc = q[c];
+${KEYS.map((k) => `      s${k} += dot(qc, qkv[k${k} + c]);`).join('\n')}
+    }
+    var mt = max(m, s0);
+${KEYS.slice(1).map((k) => `    mt = max(mt, select(NEG_BIG, s${k}, j0 + ${k}u < len));`).join('\n')}
+    let corr = exp(m - mt);                  // 0 on the first step, ≤ 1 afterwards
+${KEYS.map((k) => `    let p${k} = ${k === 0 ? 'exp(s0 - mt)' : `select(0.0, exp(s${k} - mt), j0 + ${k}u < len)`};`).join('\n')}
+    l = l * corr + ${KEYS.map((k) => `p${k}`).join(' + ')};
+    for (var c = 0u; c < d4; c++) {
+      acc[c] = acc[c] * corr${KEYS.map((k) => ` + p${k} * qkv[k${k} + H4 + c]`).join('')};
+    }
+    m = mt;
+  }
+  let inv = 1.0 / l;
+  for (var c = 0u; c < d4; c++) { out[ob + c] = acc[c] * inv; }
+}`;
+
 /**
  * Program for one attention call. Bindings (after the uniform block): qkv (read), lengths (read),
- * out (read_write). Shapes go in the uniforms only; the WGSL and cacheKey are constant.
+ * out (read_write). Shapes go in the uniforms only; the WGSL and cacheKey are constant per schedule.
+ * 'registers' (CPU adapters) runs only when the head dim is a multiple of 4; otherwise, and by
+ * default, the flash-style 'workgroup' schedule runs.
  */
-export function attentionProgram(shape: AttentionShape): KernelProgram {
+export function attentionProgram(shape: AttentionShape, attrs: { schedule?: KernelSchedule } = {}): KernelProgram {
   const d = checkShape(shape);
+  const uniforms = packUniforms([{ u32: shape.B }, { u32: shape.T }, { u32: shape.H }, { u32: shape.heads }, { u32: d }, { f32: 1 / Math.sqrt(d) }]);
+  if (attrs.schedule === 'registers' && d % 4 === 0) {
+    return {
+      name: 'attention',
+      cacheKey: `attention/rows-f32/wg${ROWS_WG}-bk${ROWS_BK}-dmax${ATTN_MAX_HEAD_DIM}`,
+      bindings: ['read', 'read', 'read_write'],
+      uniforms,
+      dispatch: [ceilDiv(shape.T, ROWS_WG), shape.heads, shape.B],
+      wgsl: WGSL_ROWS,
+    };
+  }
   return {
     name: 'attention',
     cacheKey: `attention/flash-f32/bq${ATTN_BQ}-bk${ATTN_BK}-dmax${ATTN_MAX_HEAD_DIM}`,
     bindings: ['read', 'read', 'read_write'],
-    uniforms: packUniforms([{ u32: shape.B }, { u32: shape.T }, { u32: shape.H }, { u32: shape.heads }, { u32: d }, { f32: 1 / Math.sqrt(d) }]),
+    uniforms,
     dispatch: [ceilDiv(shape.T, ATTN_BQ), shape.heads, shape.B],
     wgsl: WGSL,
   };

@@ -1,4 +1,4 @@
-import type { WeightDType } from '../kernel.ts';
+import type { KernelSchedule, WeightDType } from '../kernel.ts';
 import { layernormProgram } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 import { seeded, uploadWeight, type KernelCase } from './testing.ts';
@@ -32,10 +32,10 @@ const extra: (LnShape & { wDtype: WeightDType; residual: boolean })[] = [
  */
 const TOL = 1e-5;
 
-function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean): KernelCase {
+function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean, schedule: KernelSchedule): KernelCase {
   const seed = s.M * 7919 + s.H * 31 + (residual ? 1 : 0);
   return {
-    name: `layernorm/${wDtype}/${residual ? 'residual' : 'plain'} ${s.M}x${s.H} eps=${s.eps}${s.offset ? ` offset=${s.offset}` : ''}`,
+    name: `layernorm/${schedule === 'registers' ? 'rows/' : ''}${wDtype}/${residual ? 'residual' : 'plain'} ${s.M}x${s.H} eps=${s.eps}${s.offset ? ` offset=${s.offset}` : ''}`,
     async run(rt) {
       const n = s.M * s.H;
       const x = seeded(n, seed, -3, 3);
@@ -46,7 +46,7 @@ function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean): KernelCase 
       const xb = rt.upload(x);
       const rb = r ? rt.upload(r) : null;
       const yb = rt.createBuffer(n * 4);
-      const p = layernormProgram({ M: s.M, H: s.H }, { wDtype, residual, eps: s.eps });
+      const p = layernormProgram({ M: s.M, H: s.H }, { wDtype, residual, eps: s.eps, schedule });
       await rt.run(p, rb ? [xb, rb, gamma.buf, beta.buf, yb] : [xb, gamma.buf, beta.buf, yb]);
       const got = await rt.readF32(yb, n);
       for (const b of [xb, rb, gamma.buf, beta.buf, yb]) b?.destroy();
@@ -55,7 +55,8 @@ function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean): KernelCase 
   };
 }
 
-export const layernormCases: KernelCase[] = [
-  ...shapes.flatMap((s) => (['f32', 'f16x2'] as const).flatMap((d) => [false, true].map((res) => lnCase(s, d, res)))),
-  ...extra.map((e) => lnCase(e, e.wDtype, e.residual)),
-];
+// Both schedules (the 'registers' one sums each row in a loop instead of a tree).
+export const layernormCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) => [
+  ...shapes.flatMap((s) => (['f32', 'f16x2'] as const).flatMap((d) => [false, true].map((res) => lnCase(s, d, res, schedule)))),
+  ...extra.map((e) => lnCase(e, e.wDtype, e.residual, schedule)),
+]);

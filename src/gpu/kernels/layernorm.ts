@@ -1,4 +1,4 @@
-import { packUniforms, weightAccessor, weightArrayType, type KernelProgram, type WeightDType } from '../kernel.ts';
+import { packUniforms, weightAccessor, weightArrayType, type KernelProgram, type KernelSchedule, type WeightDType } from '../kernel.ts';
 
 /** Threads per workgroup; each workgroup normalises one row at a time. */
 const WG = 64;
@@ -15,39 +15,22 @@ const MAX_GROUPS = 65535;
  * (eps is an attribute of the call but never enters the WGSL or cacheKey: BERT 1e-12, XLM-R 1e-5).
  * Bindings after the uniform block: x, [r], gamma, beta, y (y must not alias x or r).
  *
- * One 64-thread workgroup per row (grid-stride over rows when M > 65535). Both moments are f32 tree
- * reductions in workgroup memory, two-pass (never E[s²] − E[s]², which cancels), and on data shifted by
- * the row's first element (the "shifted data" variance algorithm) so a large common offset does not
- * eat the f32 mantissa of μ. The row is re-read from global memory for each pass (it stays in cache).
+ * Schedule 'workgroup' (default): one 64-thread workgroup per row (grid-stride over rows when M > 65535),
+ * both moments f32 tree reductions in workgroup memory; 'registers' (CPU adapters, see KernelSchedule):
+ * one invocation per row, moments summed in a loop. Either way two-pass (never E[s²] − E[s]², which
+ * cancels), and on data shifted by the row's first element (the "shifted data" variance algorithm) so a
+ * large common offset does not eat the f32 mantissa of μ. The row is re-read from global memory for each pass (it stays in cache).
  */
-export function layernormProgram(shape: { M: number; H: number }, attrs: { wDtype: WeightDType; residual: boolean; eps: number }): KernelProgram {
+export function layernormProgram(shape: { M: number; H: number }, attrs: { wDtype: WeightDType; residual: boolean; eps: number; schedule?: KernelSchedule }): KernelProgram {
   const { wDtype, residual } = attrs;
   const g = weightAccessor(wDtype, 'gamma');
   const b = weightAccessor(wDtype, 'beta');
   const wt = weightArrayType(wDtype);
   // Binding numbers: x = 1, [r = 2], then gamma, beta, y.
   const n0 = residual ? 3 : 2;
-  return {
-    name: 'layernorm',
-    cacheKey: `layernorm/${wDtype}/${residual ? 'residual' : 'plain'}`,
-    bindings: residual ? ['read', 'read', 'read', 'read', 'read_write'] : ['read', 'read', 'read', 'read_write'],
-    uniforms: packUniforms([{ u32: shape.M }, { u32: shape.H }, { f32: attrs.eps }]),
-    dispatch: [Math.max(1, Math.min(shape.M, MAX_GROUPS)), 1, 1],
-    wgsl: /* wgsl */ `${g.enable}
-struct U { M: u32, H: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // (M, H)
-${residual ? '@group(0) @binding(2) var<storage, read> r: array<f32>;          // (M, H) residual' : ''}
-@group(0) @binding(${n0}) var<storage, read> gamma: ${wt};        // (H)
-@group(0) @binding(${n0 + 1}) var<storage, read> beta: ${wt};         // (H)
-@group(0) @binding(${n0 + 2}) var<storage, read_write> y: array<f32>;   // (M, H)
+  // One 64-thread workgroup per row, moments by workgroup tree reductions.
+  const tiledMain = /* wgsl */ `// Sum of one value per thread over the workgroup (f32 tree). Call from uniform control flow.
 var<workgroup> part: array<f32, ${WG}>;
-${g.decl}
-${b.decl}
-// s = x (+ r), element j of the flattened (M, H) input.
-fn load_s(j: u32) -> f32 { return ${residual ? 'x[j] + r[j]' : 'x[j]'}; }
-
-// Sum of one value per thread over the workgroup (f32 tree). Call from uniform control flow.
 fn wg_sum(li: u32, v: f32) -> f32 {
   part[li] = v;
   workgroupBarrier();
@@ -78,6 +61,45 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       y[o + i] = (load_s(o + i) - shift - mean_d) * inv * load_gamma(i) + load_beta(i);
     }
   }
-}`,
+}`;
+  // 'registers' (CPU adapters, see KernelSchedule): one invocation per row, moments summed in a loop.
+  const rowsMain = /* wgsl */ `@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let H = u.H;
+  let fH = f32(H);
+  for (var row = gid.x; row < u.M; row += nwg.x * ${WG}u) {
+    let o = row * H;
+    let shift = load_s(o);
+    var acc = 0.0;
+    for (var i = 0u; i < H; i++) { acc += load_s(o + i) - shift; }
+    let mean_d = acc / fH; // μ − shift
+    acc = 0.0;
+    for (var i = 0u; i < H; i++) { let d = load_s(o + i) - shift - mean_d; acc += d * d; }
+    let inv = 1.0 / sqrt(acc / fH + u.eps);
+    for (var i = 0u; i < H; i++) {
+      y[o + i] = (load_s(o + i) - shift - mean_d) * inv * load_gamma(i) + load_beta(i);
+    }
+  }
+}`;
+  return {
+    name: 'layernorm',
+    cacheKey: `layernorm/${attrs.schedule ?? 'workgroup'}/${wDtype}/${residual ? 'residual' : 'plain'}`,
+    bindings: residual ? ['read', 'read', 'read', 'read', 'read_write'] : ['read', 'read', 'read', 'read_write'],
+    uniforms: packUniforms([{ u32: shape.M }, { u32: shape.H }, { f32: attrs.eps }]),
+    dispatch: [Math.max(1, Math.min(attrs.schedule === 'registers' ? Math.ceil(shape.M / WG) : shape.M, MAX_GROUPS)), 1, 1],
+    wgsl: /* wgsl */ `${g.enable}
+struct U { M: u32, H: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;          // (M, H)
+${residual ? '@group(0) @binding(2) var<storage, read> r: array<f32>;          // (M, H) residual' : ''}
+@group(0) @binding(${n0}) var<storage, read> gamma: ${wt};        // (H)
+@group(0) @binding(${n0 + 1}) var<storage, read> beta: ${wt};         // (H)
+@group(0) @binding(${n0 + 2}) var<storage, read_write> y: array<f32>;   // (M, H)
+${g.decl}
+${b.decl}
+// s = x (+ r), element j of the flattened (M, H) input.
+fn load_s(j: u32) -> f32 { return ${residual ? 'x[j] + r[j]' : 'x[j]'}; }
+
+${attrs.schedule === 'registers' ? rowsMain : tiledMain}`,
   };
 }

@@ -1,6 +1,7 @@
 import type { GpuRuntime } from '../runtime.ts';
 import { uploadWeight } from './testing.ts';
-import { matmulProgram, type MatmulAttrs, type MatmulSchedule, type MatmulShape } from './matmul.ts';
+import type { KernelSchedule } from '../kernel.ts';
+import { matmulProgram, type MatmulAttrs, type MatmulShape } from './matmul.ts';
 import { seeded } from './testing.ts';
 
 export interface MatmulBench {
@@ -59,8 +60,8 @@ export async function benchMatmul(rt: GpuRuntime, shape: MatmulShape, attrs: Mat
  * weights, no epilogue) over square sizes 256, 384 and 512 and over both schedules of matmul.ts, so the
  * encoder is measured against the better layout for this adapter, not only the one it picked.
  */
-export async function peakMatmulGflops(rt: GpuRuntime, iters = 3): Promise<{ gflops: number; schedule: MatmulSchedule; size: number }> {
-  let best = { gflops: 0, schedule: 'workgroup' as MatmulSchedule, size: 0 };
+export async function peakMatmulGflops(rt: GpuRuntime, iters = 3): Promise<{ gflops: number; schedule: KernelSchedule; size: number }> {
+  let best = { gflops: 0, schedule: 'workgroup' as KernelSchedule, size: 0 };
   for (const schedule of ['workgroup', 'registers'] as const) {
     for (const S of [256, 384, 512]) {
       const r = await benchMatmul(rt, { M: S, N: S, K: S }, { wDtype: 'f32', bias: false, activation: 'none', residual: false, schedule }, iters);
