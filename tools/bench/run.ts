@@ -159,6 +159,12 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
+/** A row from its description and its per-run times (ms); time_vs_m3web is filled in per group. */
+function timedRow(d: Omit<BenchRow, 'tokens_per_s_median' | 'ms_median' | 'ms_min' | 'ms_max' | 'runs' | 'time_vs_m3web'>, ms: number[]): BenchRow {
+  const m = median(ms);
+  return { ...d, tokens_per_s_median: d.tokens / (m / 1000), ms_median: m, ms_min: Math.min(...ms), ms_max: Math.max(...ms), runs: ms.length, time_vs_m3web: null };
+}
+
 // ---- model preparation ------------------------------------------------------------------------------
 
 /** Makes sure the fixture and its ONNX export are in fixtures/models/<fixture>/; returns why peers must be skipped, if so. */
@@ -234,23 +240,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       const group: BenchRow[] = [];
       for (const [key, ms] of Object.entries(times)) {
         const [engine, k] = key.split('@') as [EngineId, string | undefined];
-        const m = median(ms);
-        group.push({
-          name: engine,
-          ...ENGINE_META[engine],
-          batch: c.texts.length,
-          seq_len: seq,
-          layers: k ? Number(k) : L,
-          dims: spec.hidden,
-          tokens_per_s_median: tokens / (m / 1000),
-          ms_median: m,
-          ms_min: Math.min(...ms),
-          ms_max: Math.max(...ms),
-          runs: ms.length,
-          input: c.input,
-          tokens,
-          time_vs_m3web: null,
-        });
+        group.push(timedRow({ name: engine, ...ENGINE_META[engine], batch: c.texts.length, seq_len: seq, layers: k ? Number(k) : L, dims: spec.hidden, input: c.input, tokens }, ms));
       }
       const ref = group.find((r) => r.name === 'm3web-f32' && r.layers === L);
       for (const r of group) r.time_vs_m3web = ref ? r.ms_median / ref.ms_median : null;
@@ -300,29 +290,15 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       for (const [k, c] of nodeCfgs.entries()) {
         const lens = c.lens!;
         const tokens = lens.reduce((a, b) => a + b, 0);
-        const group = Object.entries(res.times[k]).map(([engine, ms]): BenchRow => ({
-          name: `node-${engine}`,
-          backend: 'webgpu-node',
-          dtype: res.dtypes[engine],
-          batch: c.texts.length,
-          seq_len: Math.max(...lens),
-          layers: L,
-          dims: spec.hidden,
-          tokens_per_s_median: tokens / (median(ms) / 1000),
-          ms_median: median(ms),
-          ms_min: Math.min(...ms),
-          ms_max: Math.max(...ms),
-          runs: ms.length,
-          input: c.input,
-          tokens,
-          time_vs_m3web: null,
-        }));
+        const group = Object.entries(res.times[k]).map(([engine, ms]) =>
+          timedRow({ name: `node-${engine}`, backend: 'webgpu-node', dtype: res.dtypes[engine], batch: c.texts.length, seq_len: Math.max(...lens), layers: L, dims: spec.hidden, input: c.input, tokens }, ms),
+        );
         const ref = group.find((r) => r.name === 'node-m3web-f32')!;
         for (const r of group) r.time_vs_m3web = r.ms_median / ref.ms_median;
         rows.push(...group);
         log(`    ${c.input} batch ${c.texts.length}: ` + group.map((r) => `${r.name} (${r.dtype}) ${r.ms_median.toFixed(0)} ms`).join(', '));
       }
-      notes.push(`node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; matmul schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`);
+      notes.push(`node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; kernel schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`);
     }
 
     const find = (name: string, input: string, batch: number) => rows.find((r) => r.name === name && r.input === input && r.batch === batch && r.layers === L);

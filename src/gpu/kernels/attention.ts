@@ -286,23 +286,13 @@ ${KEYS.map((k) => `    let p${k} = ${k === 0 ? 'exp(s0 - mt)' : `select(0.0, exp
  */
 export function attentionProgram(shape: AttentionShape, attrs: { schedule?: KernelSchedule } = {}): KernelProgram {
   const d = checkShape(shape);
-  const uniforms = packUniforms([{ u32: shape.B }, { u32: shape.T }, { u32: shape.H }, { u32: shape.heads }, { u32: d }, { f32: 1 / Math.sqrt(d) }]);
-  if (attrs.schedule === 'registers' && d % 4 === 0) {
-    return {
-      name: 'attention',
-      cacheKey: `attention/rows-f32/wg${ROWS_WG}-bk${ROWS_BK}-dmax${ATTN_MAX_HEAD_DIM}`,
-      bindings: ['read', 'read', 'read_write'],
-      uniforms,
-      dispatch: [ceilDiv(shape.T, ROWS_WG), shape.heads, shape.B],
-      wgsl: WGSL_ROWS,
-    };
-  }
+  const rows = attrs.schedule === 'registers' && d % 4 === 0;
   return {
     name: 'attention',
-    cacheKey: `attention/flash-f32/bq${ATTN_BQ}-bk${ATTN_BK}-dmax${ATTN_MAX_HEAD_DIM}`,
+    cacheKey: rows ? `attention/rows-f32/wg${ROWS_WG}-bk${ROWS_BK}-dmax${ATTN_MAX_HEAD_DIM}` : `attention/flash-f32/bq${ATTN_BQ}-bk${ATTN_BK}-dmax${ATTN_MAX_HEAD_DIM}`,
     bindings: ['read', 'read', 'read_write'],
-    uniforms,
-    dispatch: [ceilDiv(shape.T, ATTN_BQ), shape.heads, shape.B],
-    wgsl: WGSL,
+    uniforms: packUniforms([{ u32: shape.B }, { u32: shape.T }, { u32: shape.H }, { u32: shape.heads }, { u32: d }, { f32: 1 / Math.sqrt(d) }]),
+    dispatch: [ceilDiv(shape.T, rows ? ROWS_WG : ATTN_BQ), shape.heads, shape.B],
+    wgsl: rows ? WGSL_ROWS : WGSL,
   };
 }
