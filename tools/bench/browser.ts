@@ -91,7 +91,7 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     if (e === 'm3web-f32' || e === 'm3web-f16') {
       const w = e === 'm3web-f32' ? 'f32' : 'f16';
       s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens });
-      if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention): ${s.m3[w]!.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
+      if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention, norms): ${s.m3[w]!.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
       if (w === 'f16') s.notes.push(`m3web-f16 ran as ${s.m3[w]!.dtype} (${rt.hasF16 ? 'native shader-f16' : 'no shader-f16 on this adapter: packed f16 pairs in u32, unpacked in the shader'})`);
     } else if (e === 'transformers-webgpu' || e === 'transformers-wasm') {
       const device = e === 'transformers-webgpu' ? 'webgpu' : 'wasm';

@@ -74,7 +74,7 @@ export const QUICK: Plan = {
 
 /**
  * Every size the benchmark names, within what SwiftShader can run in about an hour: the base-shaped
- * model there costs ~10 ms per token in m3web and ~70–200 ms per token in the ONNX Runtime WebGPU peers.
+ * model there costs 14–38 ms per real token in m3web and 90–140 ms in the ONNX Runtime WebGPU peers.
  * Queries run as they are at batch 1, 8 and 32 (they give the headline ratios); abstracts run whole at
  * batch 1 and clipped at batch 8 and 32; the fixed sweep runs 32, 128 and 512 tokens. The largest
  * configurations time the 'core' engines only. On a real GPU, raise the sizes with --plan.
