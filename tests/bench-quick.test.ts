@@ -43,7 +43,10 @@ describe.skipIf(!canRun)('bench --quick', () => {
       }
       const names = new Set(r.rows.map((x) => x.name));
       for (const n of ['m3web-f32', 'm3web-f16']) expect(names).toContain(n);
-      if (!r.skipped.length) for (const n of ['transformers-webgpu', 'transformers-wasm', 'ort-webgpu']) expect(names).toContain(n);
+      if (!r.skipped.length) for (const n of ['transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf']) expect(names).toContain(n);
+      // Node + webgpu rows: m3web f32 and f16 on the adapter createNodeGpu picked, named in node_adapter.
+      expect(r.rows.filter((x) => x.backend === 'webgpu-node').map((x) => x.name).sort()).toEqual(['node-m3web-f16', 'node-m3web-f32']);
+      expect(r.node_adapter).toMatchObject({ vendor: expect.any(String), features: expect.any(Array), icd: expect.any(String) });
       const q = r.ratios;
       for (const k of ['m3web_vs_transformers_webgpu_b32', 'm3web_vs_transformers_webgpu_b1', 'm3web_vs_transformers_wasm_b32', 'matmul_fraction_of_peak'] as const) expect(k in q).toBe(true);
       expect(q.early_exit.map((e) => e.layers)).toEqual([1, 2, 3]);
