@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.ts';
-import { scheduleFor } from '../src/gpu/kernel.ts';
+import { KERNEL_SCHEDULES, scheduleFor } from '../src/gpu/kernel.ts';
 import { InvalidInputError } from '../src/errors.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
@@ -60,7 +60,7 @@ describe('engine behaviour', () => {
     auto.destroy();
     const texts = ['the first of three texts', 'a second', 'and a third text, a little longer than the others'];
     const want = new ReferenceEncoder(model).embed(texts, { layers: 3 }).embeddings;
-    for (const schedule of ['workgroup', 'registers'] as const) {
+    for (const schedule of KERNEL_SCHEDULES) {
       const engine = await Engine.create(rt, model, { weights: 'f32', schedule });
       expect(engine.schedule).toBe(schedule);
       const got = (await engine.embed(texts, { layers: 3 })).embeddings;

@@ -34,12 +34,11 @@ try {
   const vocab = ['cell', 'protein', 'gene', 'patients', 'study', 'expression', 'data', 'model'];
   const texts = Array.from({ length: B }, (_, b) => Array.from({ length: words }, (_, i) => vocab[(i * 3 + b) % vocab.length]).join(' '));
   await engine.embed(texts); // warm-up
-  let t0 = performance.now();
+  const t0 = performance.now();
   await engine.embed(texts);
   const wall = performance.now() - t0;
   rt.profiling = true;
   await rt.takeProfile();
-  t0 = performance.now();
   await engine.embed(texts);
   const prof = await rt.takeProfile();
   rt.profiling = false;

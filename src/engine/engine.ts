@@ -7,7 +7,7 @@ import { GpuEncoder } from './gpu-encoder.ts';
 import { activationRowBytes } from './memory-plan.ts';
 import { insertMcls } from './mcls.ts';
 import type { WeightStorage } from './gpu-weights.ts';
-import type { KernelSchedule } from '../gpu/kernel.ts';
+import { KERNEL_SCHEDULES, type KernelSchedule } from '../gpu/kernel.ts';
 import { resolveEmbedOptions, type EmbedOptions } from './options.ts';
 import { resolveOutputs, type OutputOptions } from './outputs.ts';
 import { combineTokenWeights, type SparseVector } from '../reference/heads.ts';
@@ -21,7 +21,10 @@ export interface EngineOptions {
   maxBindingBytes?: number;
   /** Upload only the first k blocks (a planner that will never run deeper saves their memory). */
   maxLayers?: number;
-  /** Matmul and attention layout; default: 'registers' on a CPU fallback adapter, 'workgroup' on a GPU (KernelSchedule). */
+  /**
+   * Matmul, attention and norm layout; default: 'registers' on a CPU fallback adapter, 'workgroup' on a GPU
+   * (KernelSchedule). Attention keeps its flash kernel when the head dim is not a multiple of 4.
+   */
   schedule?: KernelSchedule;
 }
 
@@ -74,7 +77,7 @@ export class Engine {
     const maxLayers = opts.maxLayers ?? L;
     if (!Number.isInteger(maxLayers) || maxLayers < 1 || maxLayers > L) throw new InvalidInputError('maxLayers is out of range', { expected: `an integer in 1..${L}`, received: opts.maxLayers });
     const schedule = opts.schedule;
-    if (schedule !== undefined && schedule !== 'workgroup' && schedule !== 'registers') {
+    if (schedule !== undefined && !KERNEL_SCHEDULES.includes(schedule)) {
       throw new InvalidInputError('schedule must be "workgroup" or "registers"', { expected: '"workgroup" | "registers" | undefined (by adapter)', received: schedule });
     }
     const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, schedule });

@@ -76,7 +76,7 @@ export class GpuEncoder {
   readonly bindingLimit: number;
   /** Blocks uploaded: a device that will only ever run k layers need not hold the rest. */
   readonly maxLayers: number;
-  /** Matmul and attention layout (KernelSchedule): by adapter unless the caller forced one. */
+  /** Matmul, attention and norm layout (KernelSchedule): by adapter unless the caller forced one. */
   readonly schedule: KernelSchedule;
 
   private constructor(

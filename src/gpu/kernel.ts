@@ -66,8 +66,8 @@ export function weightArrayType(dtype: WeightDType): string {
 }
 
 /**
- * How a kernel lays out its work, where it has a choice (matmul, attention); every schedule computes
- * the same result.
+ * How a kernel lays out its work, where it has a choice (matmul, attention, LayerNorm, RMSNorm); every
+ * schedule computes the same result.
  *   'workgroup': tiles staged through workgroup memory between barriers: data reuse for real GPUs,
  *                whose global memory is far slower than their shared memory.
  *   'registers': no workgroup memory and no barriers; each invocation streams its rows straight from
@@ -75,6 +75,9 @@ export function weightArrayType(dtype: WeightDType): string {
  *                and a barrier there is a switch between every invocation of the workgroup.
  */
 export type KernelSchedule = 'workgroup' | 'registers';
+export const KERNEL_SCHEDULES: readonly KernelSchedule[] = ['workgroup', 'registers'];
+/** Short label of a schedule in test-case names. */
+export const scheduleTag = (s: KernelSchedule): string => (s === 'registers' ? 'regs' : 'wg');
 
 /** The schedule for an adapter: 'registers' on CPU implementations (the fallback adapter), 'workgroup' on GPUs. */
 export function scheduleFor(isFallbackAdapter: boolean): KernelSchedule {

@@ -38,8 +38,9 @@ export class GpuRuntime {
 
   /**
    * True on a CPU implementation of WebGPU (SwiftShader, lavapipe: `isFallbackAdapter`), where kernels
-   * pick schedules without workgroup memory (see matmul.ts). GPUDevice.adapterInfo where the
-   * implementation has it (Chromium ≥ 130, Dawn's Node bindings); false otherwise.
+   * pick schedules without workgroup memory (KernelSchedule in kernel.ts). Read from
+   * GPUDevice.adapterInfo (Chromium ≥ 130, Dawn's Node bindings); false where a browser lacks it, which
+   * keeps the GPU kernels: the safe choice when unsure.
    */
   get fallbackAdapter(): boolean {
     const info = (this.device as GPUDevice & { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;

@@ -80,7 +80,7 @@ async function adapterInfo(): Promise<{ adapter: GPUAdapter; info: AdapterInfo }
 }
 
 /** Loads the model into every engine asked for (weights fetched from the vite server's /models/). */
-export async function setup(origin: string, fixture: string, engines: EngineId[]): Promise<{ adapter: AdapterInfo; notes: string[] }> {
+export async function setup(origin: string, fixture: string, engines: EngineId[]): Promise<{ adapter: AdapterInfo; notes: string[]; dtypes: Partial<Record<EngineId, string>> }> {
   const { adapter, info } = await adapterInfo();
   const rt = new GpuRuntime(await createDevice(adapter));
   const model = await loadModel(`${origin}/models/${fixture}/`);
@@ -107,7 +107,10 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     }
   }
   S = s;
-  return { adapter: info, notes: s.notes };
+  // What each engine really computed with: m3web's f16 is 'f16x2' (packed pairs) without shader-f16.
+  const dtypes: Partial<Record<EngineId, string>> = {};
+  for (const e of engines) dtypes[e] = e === 'm3web-f32' || e === 'm3web-f16' ? s.m3[e === 'm3web-f32' ? 'f32' : 'f16']!.dtype : 'fp32';
+  return { adapter: info, notes: s.notes, dtypes };
 }
 
 function state(): State {

@@ -53,7 +53,7 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
     }
     const i = adapter.info;
     const result = {
-      adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: rt.fallbackAdapter, icd },
+      adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: Boolean((i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter), icd },
       dtypes: Object.fromEntries(Object.entries(engines).map(([k, e]) => [k, e.dtype])),
       schedule: engines['m3web-f32'].schedule,
       times,

@@ -41,6 +41,8 @@ interface ConfigSpec {
   tokens?: number;
   /** 'all' five engines, 'core' (m3web f32, transformers.js webgpu and wasm) where the rest would cost too long, or a list. */
   engines: 'all' | 'core' | EngineId[];
+  /** Also time m3web f32 and f16 on these texts in Node + webgpu (rows node-*). */
+  node?: boolean;
 }
 
 interface Plan {
@@ -52,8 +54,6 @@ interface Plan {
   earlyExit: { batch: number; tokens: number; layers: number[] };
   coldRuns: number;
   profileBatch: number;
-  /** Indexes into `configs` also timed in Node + webgpu (m3web f32 and f16). */
-  node: number[];
 }
 
 export const QUICK: Plan = {
@@ -61,7 +61,7 @@ export const QUICK: Plan = {
   runs: 3,
   configs: [
     { input: 'scifact-abstracts', batch: 1, tokens: 24, engines: 'all' },
-    { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: 'all' },
+    { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: 'all', node: true },
     { input: 'fixed', batch: 8, tokens: 32, engines: 'all' },
     { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
   ],
@@ -69,15 +69,14 @@ export const QUICK: Plan = {
   earlyExit: { batch: 4, tokens: 24, layers: [1, 2, 3] },
   coldRuns: 3,
   profileBatch: 4,
-  node: [1],
 };
 
 /**
  * Every size the benchmark names, within what SwiftShader can run in about an hour: the base-shaped
- * model there costs 14–38 ms per real token in m3web and 90–140 ms in the ONNX Runtime WebGPU peers.
+ * model there costs 11–38 ms per real token in m3web and 71–145 ms in the ONNX Runtime WebGPU peers.
  * Queries run as they are at batch 1, 8 and 32 (they give the headline ratios); abstracts run whole at
- * batch 1 and clipped at batch 8 and 32; the fixed sweep runs 32, 128 and 512 tokens. The largest
- * configurations time the 'core' engines only. On a real GPU, raise the sizes with --plan.
+ * batch 1 and clipped at batch 8 and 32; the fixed sweep runs 32, 128 and 512 tokens. Four of the
+ * larger configurations time the 'core' engines only. On a real GPU, raise the sizes with --plan.
  */
 export const FULL: Plan = {
   fixture: 'bert-base-shaped',
@@ -86,19 +85,18 @@ export const FULL: Plan = {
     { input: 'scifact-queries', batch: 1, engines: 'all' },
     // Also onnxruntime-web with its output left on the GPU (IO binding), to give the peer its best configuration.
     { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'm3web-f16', 'transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
-    { input: 'scifact-queries', batch: 32, engines: 'core' },
-    { input: 'scifact-abstracts', batch: 1, engines: 'core' },
+    { input: 'scifact-queries', batch: 32, engines: 'core', node: true },
+    { input: 'scifact-abstracts', batch: 1, engines: 'core', node: true },
     { input: 'scifact-abstracts', batch: 8, tokens: 48, engines: 'core' },
     { input: 'scifact-abstracts', batch: 32, tokens: 16, engines: 'all' },
     { input: 'fixed', batch: 1, tokens: 32, engines: 'all' },
     { input: 'fixed', batch: 1, tokens: 128, engines: 'all' },
-    { input: 'fixed', batch: 1, tokens: 512, engines: 'core' },
+    { input: 'fixed', batch: 1, tokens: 512, engines: 'core', node: true },
   ],
   ratioInput: 'scifact-queries',
   earlyExit: { batch: 1, tokens: 128, layers: [1, 3, 6, 9, 12] },
   coldRuns: 5,
   profileBatch: 4,
-  node: [2, 3, 8],
 };
 
 const ENGINE_META: Record<EngineId, { backend: string; dtype: string }> = {
@@ -191,8 +189,10 @@ interface Config {
   texts: string[];
   engines: EngineId[];
   layerSweep?: number[];
-  /** Token lengths of `texts` (filled in when the configuration runs). */
+  node?: boolean;
+  /** Token lengths of `texts` and the rows timed on them (filled in when the configuration runs). */
   lens?: number[];
+  rows?: BenchRow[];
 }
 
 export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log?: (s: string) => void }): Promise<BenchReport> {
@@ -226,6 +226,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       input: c.input === 'fixed' ? `fixed-${c.tokens ?? 32}` : c.input,
       texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens ?? 32, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => (c.tokens ? clip(t, c.tokens) : t)),
       engines: c.engines === 'all' ? all : c.engines === 'core' ? core : c.engines.filter((e) => loaded.includes(e)),
+      node: c.node,
     }));
     const ee = plan.earlyExit;
     configs.push({ input: 'early-exit', texts: abstracts.slice(1000, 1000 + ee.batch).map((t) => clip(t, ee.tokens)), engines: ['m3web-f32'], layerSweep: ee.layers });
@@ -240,11 +241,12 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       const group: BenchRow[] = [];
       for (const [key, ms] of Object.entries(times)) {
         const [engine, k] = key.split('@') as [EngineId, string | undefined];
-        group.push(timedRow({ name: engine, ...ENGINE_META[engine], batch: c.texts.length, seq_len: seq, layers: k ? Number(k) : L, dims: spec.hidden, input: c.input, tokens }, ms));
+        group.push(timedRow({ name: engine, backend: ENGINE_META[engine].backend, dtype: setup.dtypes[engine] ?? ENGINE_META[engine].dtype, batch: c.texts.length, seq_len: seq, layers: k ? Number(k) : L, dims: spec.hidden, input: c.input, tokens }, ms));
       }
       const ref = group.find((r) => r.name === 'm3web-f32' && r.layers === L);
       for (const r of group) r.time_vs_m3web = ref ? r.ms_median / ref.ms_median : null;
       rows.push(...group);
+      c.rows = group;
       log('    ' + group.map((r) => `${r.name}${c.layerSweep ? '@' + r.layers : ''} ${r.ms_median.toFixed(0)} ms`).join(', '));
     }
 
@@ -282,9 +284,9 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     notes.push('cold start: fresh browser context (empty HTTP cache, transformers.js browser cache off), ms from navigation start of the page to model ready and to the first embedding of one query; weights served by the local vite server');
 
     let nodeAdapter: NodeAdapter | null = null;
-    if (plan.node.length) {
+    const nodeCfgs = configs.filter((c) => c.node);
+    if (nodeCfgs.length) {
       log('  node + webgpu');
-      const nodeCfgs = plan.node.map((i) => configs[i]);
       const res = await runNodeConfigs(`${origin}/models/${plan.fixture}/`, nodeCfgs.map((c) => ({ input: c.input, texts: c.texts })), plan.runs);
       nodeAdapter = res.adapter;
       for (const [k, c] of nodeCfgs.entries()) {
@@ -301,10 +303,11 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       notes.push(`node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; kernel schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`);
     }
 
-    const find = (name: string, input: string, batch: number) => rows.find((r) => r.name === name && r.input === input && r.batch === batch && r.layers === L);
+    // Ratios compare rows of one configuration: the first of plan.ratioInput at that batch size.
     const speedup = (peer: string, batch: number) => {
-      const a = find('m3web-f32', plan.ratioInput, batch);
-      const b = find(peer, plan.ratioInput, batch);
+      const group = configs.find((c) => c.input === plan.ratioInput && c.texts.length === batch)?.rows ?? [];
+      const a = group.find((r) => r.name === 'm3web-f32');
+      const b = group.find((r) => r.name === peer);
       return a && b ? b.ms_median / a.ms_median : null;
     };
     const exits = rows.filter((r) => r.input === 'early-exit');

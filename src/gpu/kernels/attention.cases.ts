@@ -1,3 +1,4 @@
+import { KERNEL_SCHEDULES, scheduleTag } from '../kernel.ts';
 import { attentionProgram } from './attention.ts';
 import { attentionRef } from './attention.ref.ts';
 import { seeded, type KernelCase } from './testing.ts';
@@ -15,7 +16,8 @@ interface Spec {
   tag?: string;
 }
 
-// Odd sizes throughout; head dims 12, 13, 8, 12, 64, 16, 8. The query tile is 32 rows and the key tile 16.
+// Odd sizes throughout; head dims 12, 13, 8, 8, 12, 64, 12, 16, 16, 128, 8. Flash: 32-row query tiles, 16-key
+// tiles; rows: 64 query rows per workgroup, 4 keys per softmax step.
 const specs: Spec[] = [
   { B: 1, T: 1, H: 48, heads: 4 },
   { B: 2, T: 7, H: 52, heads: 4, lengths: [7, 3] }, // d = 13
@@ -26,6 +28,8 @@ const specs: Spec[] = [
   { B: 1, T: 65, H: 96, heads: 8 }, // d = 12
   { B: 2, T: 33, H: 48, heads: 3, lengths: [33, 19], qScale: 30, kScale: 4, tag: 'large-logits' }, // max logit ≈ 144: exp() overflows f32 without the running max
   { B: 1, T: 1030, H: 32, heads: 2, qScale: 4, tag: 'long' }, // 33 query tiles × 65 key tiles; Q×4 sharpens the softmax
+  { B: 2, T: 70, H: 256, heads: 2, lengths: [70, 41] }, // d = 128, the largest head dim (both schedules' register arrays are full)
+  { B: 3, T: 9, H: 24, heads: 3, lengths: [0, 9, 50], tag: 'len0+overlong' }, // an empty sequence (all zeros) and a length above T (clamped)
 ];
 
 // Outputs are convex combinations of V ∈ [−1, 1): f32 rounding of the scores and of the running
@@ -33,9 +37,10 @@ const specs: Spec[] = [
 const TOL = 1e-5;
 const TOL_LARGE = 5e-5;
 
-// Both schedules on every spec ('registers' falls back to flash where d % 4 != 0: d = 13 here).
-export const attentionCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) => specs.map((s, idx) => ({
-  name: `attention/${schedule === 'registers' ? 'rows' : 'flash'} B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
+// Both schedules on every spec; 'registers' runs the flash kernel where d % 4 != 0 (d = 13 here), and the
+// case name says which kernel ran.
+export const attentionCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => specs.map((s, idx) => ({
+  name: `attention/${schedule === 'registers' && (s.H / s.heads) % 4 === 0 ? 'rows' : 'flash'}${schedule === 'registers' ? ` (${scheduleTag(schedule)})` : ''} B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
   async run(rt) {
     const qkv = seeded(s.B * s.T * 3 * s.H, 0xa77e + idx * 7919 + s.T, -1, 1);
     if (s.qScale) {

@@ -1,4 +1,4 @@
-import type { KernelSchedule, WeightDType } from '../kernel.ts';
+import { KERNEL_SCHEDULES, scheduleTag, type KernelSchedule, type WeightDType } from '../kernel.ts';
 import { layernormProgram } from './layernorm.ts';
 import { layernormRef } from './layernorm.ref.ts';
 import { seeded, uploadWeight, type KernelCase } from './testing.ts';
@@ -35,7 +35,7 @@ const TOL = 1e-5;
 function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean, schedule: KernelSchedule): KernelCase {
   const seed = s.M * 7919 + s.H * 31 + (residual ? 1 : 0);
   return {
-    name: `layernorm/${schedule === 'registers' ? 'rows/' : ''}${wDtype}/${residual ? 'residual' : 'plain'} ${s.M}x${s.H} eps=${s.eps}${s.offset ? ` offset=${s.offset}` : ''}`,
+    name: `layernorm/${scheduleTag(schedule)}/${wDtype}/${residual ? 'residual' : 'plain'} ${s.M}x${s.H} eps=${s.eps}${s.offset ? ` offset=${s.offset}` : ''}`,
     async run(rt) {
       const n = s.M * s.H;
       const x = seeded(n, seed, -3, 3);
@@ -56,7 +56,7 @@ function lnCase(s: LnShape, wDtype: WeightDType, residual: boolean, schedule: Ke
 }
 
 // Both schedules (the 'registers' one sums each row in a loop instead of a tree).
-export const layernormCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) => [
+export const layernormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => [
   ...shapes.flatMap((s) => (['f32', 'f16x2'] as const).flatMap((d) => [false, true].map((res) => lnCase(s, d, res, schedule)))),
   ...extra.map((e) => lnCase(e, e.wDtype, e.residual, schedule)),
 ]);

@@ -1,6 +1,6 @@
 import type { GpuRuntime } from '../runtime.ts';
 import { uploadWeight } from './testing.ts';
-import type { KernelSchedule } from '../kernel.ts';
+import { KERNEL_SCHEDULES, type KernelSchedule } from '../kernel.ts';
 import { matmulProgram, type MatmulAttrs, type MatmulShape } from './matmul.ts';
 import { seeded } from './testing.ts';
 
@@ -62,7 +62,7 @@ export async function benchMatmul(rt: GpuRuntime, shape: MatmulShape, attrs: Mat
  */
 export async function peakMatmulGflops(rt: GpuRuntime, iters = 3): Promise<{ gflops: number; schedule: KernelSchedule; size: number }> {
   let best = { gflops: 0, schedule: 'workgroup' as KernelSchedule, size: 0 };
-  for (const schedule of ['workgroup', 'registers'] as const) {
+  for (const schedule of KERNEL_SCHEDULES) {
     for (const S of [256, 384, 512]) {
       const r = await benchMatmul(rt, { M: S, N: S, K: S }, { wDtype: 'f32', bias: false, activation: 'none', residual: false, schedule }, iters);
       if (r.gflops > best.gflops) best = { gflops: r.gflops, schedule, size: S };

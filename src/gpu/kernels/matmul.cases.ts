@@ -1,4 +1,5 @@
 import { linear } from '../../reference/ops.ts';
+import { KERNEL_SCHEDULES, scheduleTag } from '../kernel.ts';
 import { uploadWeight } from './testing.ts';
 import { matmulProgram, type MatmulAttrs, type MatmulShape } from './matmul.ts';
 import { matmulRef } from './matmul.ref.ts';
@@ -24,7 +25,7 @@ const specs: { shape: MatmulShape; attrs: Omit<MatmulAttrs, 'wDtype'> }[] = [
 
 function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
   const { M, N, K } = shape;
-  const tag = `${attrs.schedule === 'registers' ? ' regs' : ''}${attrs.bias ? '+b' : ''}${attrs.activation === 'none' ? '' : `→${attrs.activation}`}${attrs.residual ? '+r' : ''}`;
+  const tag = ` ${scheduleTag(attrs.schedule ?? 'workgroup')}${attrs.bias ? '+b' : ''}${attrs.activation === 'none' ? '' : `→${attrs.activation}`}${attrs.residual ? '+r' : ''}`;
   return {
     name: `matmul/${attrs.wDtype} ${M}x${N}x${K}${tag}`,
     async run(rt) {
@@ -51,6 +52,6 @@ function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
 
 // Both schedules on every spec: the same y from different loops (and, for 'registers', unchecked vec4 loads
 // with rows clamped at the M/N edges).
-export const matmulCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) =>
+export const matmulCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) =>
   (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))),
 );

@@ -1,4 +1,4 @@
-import type { WeightDType } from '../kernel.ts';
+import { KERNEL_SCHEDULES, scheduleTag, type WeightDType } from '../kernel.ts';
 import { rmsnormProgram } from './rmsnorm.ts';
 import { rmsnormRef } from './rmsnorm.ref.ts';
 import { uploadWeight } from './testing.ts';
@@ -20,9 +20,9 @@ const shapes = [
 const TOL = 1e-5;
 
 // Both schedules (the 'registers' one sums each row in a loop instead of a tree).
-export const rmsnormCases: KernelCase[] = (['workgroup', 'registers'] as const).flatMap((schedule) => shapes.flatMap((s) =>
+export const rmsnormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => shapes.flatMap((s) =>
   (['f32', 'f16x2'] as WeightDType[]).map((wDtype) => ({
-    name: `rmsnorm/${schedule === 'registers' ? 'rows/' : ''}${wDtype} ${s.M}x${s.H} eps=${s.eps}`,
+    name: `rmsnorm/${scheduleTag(schedule)}/${wDtype} ${s.M}x${s.H} eps=${s.eps}`,
     async run(rt) {
       const n = s.M * s.H;
       const seed = s.M * 104729 + s.H;
