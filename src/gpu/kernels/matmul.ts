@@ -164,6 +164,9 @@ export function matmulProgram(shape: MatmulShape, attrs: MatmulAttrs): KernelPro
   const block = Array.from({ length: BLOCK }, (_, i) => i);
   const regRows = Array.from({ length: REG_ROWS }, (_, i) => i);
   const lane = ['x', 'y', 'z', 'w'];
+  // Both schedules end alike: acc<i> holds y[m0 + i][n0 .. n0 + 3]; store what lies inside M × N.
+  const storeRows = (rows: number[]) =>
+    rows.map((i) => `  if (m0 + ${i}u < u.M) {\n${block.map((j) => `    if (n0 + ${j}u < u.N) { store(m0 + ${i}u, n0 + ${j}u, acc${i}.${lane[j]}); }`).join('\n')}\n  }`).join('\n');
 
   const workgroupMain = /* wgsl */ `// Tiles transposed to k-major: xs[k][m / 4] holds x rows m..m+3 at column k, ws[k][n / 4] likewise for W.
 var<workgroup> xs: array<vec4f, ${(TILE_K * TILE) / 4}>;
@@ -190,9 +193,7 @@ ${block.map((i) => `      acc${i} += a.${lane[i]} * w;`).join('\n')}
   }
   let m0 = row0 + lid.y * ${BLOCK}u;
   let n0 = col0 + lid.x * ${BLOCK}u;
-${block
-  .map((i) => `  if (m0 + ${i}u < u.M) {\n${block.map((j) => `    if (n0 + ${j}u < u.N) { store(m0 + ${i}u, n0 + ${j}u, acc${i}.${lane[j]}); }`).join('\n')}\n  }`)
-  .join('\n')}
+${storeRows(block)}
 }`;
 
   // y[m0 .. m0 + REG_ROWS - 1][n0 .. n0 + 3], K four elements at a time straight from storage. With vec4
@@ -216,9 +217,7 @@ ${direct ? '    let q = k / 4u;' : ''}
 ${block.map((j) => `    let w${j} = ${loadW(j)};`).join('\n')}
 ${regRows.map((i) => `    { let a = ${loadX(i)}; acc${i} += vec4f(dot(a, w0), dot(a, w1), dot(a, w2), dot(a, w3)); }`).join('\n')}
   }
-${regRows
-  .map((i) => `  if (m0 + ${i}u < u.M) {\n${block.map((j) => `    if (n0 + ${j}u < u.N) { store(m0 + ${i}u, n0 + ${j}u, acc${i}.${lane[j]}); }`).join('\n')}\n  }`)
-  .join('\n')}
+${storeRows(regRows)}
 }`;
 
   const wgsl = /* wgsl */ `${wDtype === 'f16' ? 'enable f16;' : ''}
