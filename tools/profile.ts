@@ -1,10 +1,10 @@
 /**
  * GPU time per kernel of one m3web batch in Node + webgpu (timestamp queries, one pass per dispatch):
  *
- *   npx tsx tools/profile.ts [--model bert-base-shaped] [--batch 32] [--words 14] [--schedule workgroup|registers]
+ *   npx tsx tools/profile.ts [--model bert-base-shaped] [--batch 32] [--tokens 16] [--schedule workgroup|registers]
  *
- * The fixture comes from fixtures/models (npm run fixtures [-- --all]); texts are `batch` strings of
- * `words` single-token words. The adapter is createNodeGpu's choice; set VK_ICD_FILENAMES to pick one
+ * The fixture comes from fixtures/models (npm run fixtures [-- --all]); texts are the bench's fixed-length
+ * texts (tools/bench/run.ts): `tokens` WordPiece tokens each, specials included. The adapter is createNodeGpu's choice; set VK_ICD_FILENAMES to pick one
  * (e.g. /usr/lib/chromium/vk_swiftshader_icd.json, Chromium's SwiftShader). Without --schedule the
  * engine picks by adapter.
  */
@@ -15,24 +15,23 @@ import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
 import { loadModel } from '../src/model/load.ts';
 import { startModelServer } from '../tests/helpers/model-server.ts';
+import { fixedLengthTexts } from './bench/run.ts';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'bert-base-shaped' },
     batch: { type: 'string', default: '32' },
-    words: { type: 'string', default: '14' },
+    tokens: { type: 'string', default: '16' },
     schedule: { type: 'string' },
   },
 });
 const B = Number(values.batch);
-const words = Number(values.words);
 const server = await startModelServer();
 const { device, adapter } = await createNodeGpu();
 const rt = new GpuRuntime(device);
 try {
   const engine = await Engine.create(rt, await loadModel(server.folderUrl(values.model!)), { weights: 'f32', maxBatchTokens: 1 << 20, schedule: values.schedule as KernelSchedule | undefined });
-  const vocab = ['cell', 'protein', 'gene', 'patients', 'study', 'expression', 'data', 'model'];
-  const texts = Array.from({ length: B }, (_, b) => Array.from({ length: words }, (_, i) => vocab[(i * 3 + b) % vocab.length]).join(' '));
+  const texts = fixedLengthTexts(Number(values.tokens), B);
   await engine.embed(texts); // warm-up
   const t0 = performance.now();
   await engine.embed(texts);

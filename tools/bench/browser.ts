@@ -11,6 +11,7 @@ import { peakMatmulGflops } from '../../src/gpu/kernels/matmul.bench.ts';
 import { createDevice, GpuRuntime } from '../../src/gpu/runtime.ts';
 import { loadModel, type LoadedModel } from '../../src/model/load.ts';
 import { padBatch } from '../../src/tokenize/tokenizer.ts';
+import { timeInterleaved } from './interleave.ts';
 
 /** The engines a configuration can time. */
 export type EngineId = 'm3web-f32' | 'm3web-f16' | 'transformers-webgpu' | 'transformers-wasm' | 'ort-webgpu' | 'ort-webgpu-gpubuf';
@@ -178,16 +179,7 @@ export async function runConfig(cfg: RunConfig): Promise<Record<string, number[]
   const jobs: { key: string; engine: EngineId; layers?: number }[] = cfg.layerSweep
     ? cfg.layerSweep.map((k) => ({ key: `${cfg.engines[0]}@${k}`, engine: cfg.engines[0], layers: k }))
     : cfg.engines.map((e) => ({ key: e, engine: e, layers: cfg.layers }));
-  for (const j of jobs) await embedOnce(s, j.engine, cfg.texts, j.layers);
-  const out: Record<string, number[]> = Object.fromEntries(jobs.map((j) => [j.key, []]));
-  for (let r = 0; r < cfg.runs; r++) {
-    for (const j of jobs) {
-      const t0 = performance.now();
-      await embedOnce(s, j.engine, cfg.texts, j.layers);
-      out[j.key].push(performance.now() - t0);
-    }
-  }
-  return out;
+  return timeInterleaved(jobs.map((j) => ({ key: j.key, call: () => embedOnce(s, j.engine, cfg.texts, j.layers) })), cfg.runs);
 }
 
 /** Token counts (with specials, after truncation to the model's limit) as our tokenizer gives them. */

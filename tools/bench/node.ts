@@ -9,6 +9,7 @@ import { Engine } from '../../src/engine/engine.ts';
 import { createNodeGpu } from '../../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../../src/gpu/runtime.ts';
 import { loadModel } from '../../src/model/load.ts';
+import { timeInterleaved } from './interleave.ts';
 
 export interface NodeAdapter {
   vendor: string;
@@ -39,18 +40,7 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
       'm3web-f16': await Engine.create(rt, model, { weights: 'f16', maxBatchTokens: 32 * 512 }),
     };
     const times: Record<string, number[]>[] = [];
-    for (const c of configs) {
-      const out: Record<string, number[]> = { 'm3web-f32': [], 'm3web-f16': [] };
-      for (const e of Object.values(engines)) await e.embed(c.texts); // warm-up, excluded
-      for (let r = 0; r < runs; r++) {
-        for (const [name, e] of Object.entries(engines)) {
-          const t0 = performance.now();
-          await e.embed(c.texts);
-          out[name].push(performance.now() - t0);
-        }
-      }
-      times.push(out);
-    }
+    for (const c of configs) times.push(await timeInterleaved(Object.entries(engines).map(([key, e]) => ({ key, call: () => e.embed(c.texts) })), runs));
     const i = adapter.info;
     const result = {
       adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: Boolean((i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter), icd },

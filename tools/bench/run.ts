@@ -144,7 +144,7 @@ export function scifact(): { abstracts: string[]; queries: string[] } {
 }
 
 /** `batch` texts of exactly `tokens` WordPiece tokens each ([CLS] + single-token words + [SEP]). */
-function fixedLengthTexts(tokens: number, batch: number): string[] {
+export function fixedLengthTexts(tokens: number, batch: number): string[] {
   const words = ['cell', 'protein', 'gene', 'patients', 'study', 'expression', 'data', 'model', 'effect', 'risk', 'blood', 'human'];
   return Array.from({ length: batch }, (_, b) => Array.from({ length: tokens - 2 }, (_, i) => words[(i * 7 + b) % words.length]).join(' '));
 }
