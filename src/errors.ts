@@ -53,3 +53,24 @@ export class ModelFetchError extends M3Error {
 
 /** WebGPU is missing, no adapter was granted, or the device was lost. */
 export class GpuUnavailableError extends M3Error {}
+
+/** The engine a call was running on was destroyed before the call finished; nothing was returned from it. */
+export class EngineDestroyedError extends M3Error {}
+
+/** A new model was loaded while this call was in flight; the call did not mix results from two models. */
+export class EngineReplacedError extends M3Error {}
+
+/** The call's (or load's) AbortSignal fired: its queued work was dropped and the promise rejected with this. */
+export class AbortError extends M3Error {}
+
+/** A model download stopped sending bytes for longer than the load's stall timeout. */
+export class StallTimeoutError extends M3Error {}
+
+/** A stored or imported index was built with another model, layers, dims, storage or schema than the one opening it. */
+export class IndexMismatchError extends M3Error {}
+
+/** An index file or persisted chunk is malformed (bad magic, version, truncated section). */
+export class IndexFormatError extends M3Error {}
+
+/** Storage quota would be or was exceeded; nothing of the failed write was kept. */
+export class QuotaError extends M3Error {}

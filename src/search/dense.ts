@@ -1,0 +1,223 @@
+/**
+ * Dense vectors in one of three storages, and the scans over them.
+ *
+ * - 'f32':         (n, d) Float32Array; scores are q · p accumulated in float64, as `denseScore` does.
+ * - 'int8':        (n, d) Int8Array codes c = round(v / s) with one scale s = max|v| / 127 per vector;
+ *                  score = s · Σ q_i c_i (the query stays f32: asymmetric, no query rounding error).
+ * - 'binary+int8': the int8 codes above plus 1-bit sign codes, (n, ⌈d/32⌉) Uint32Array, bit i of word w =
+ *                  v[32w + i] > 0. The first pass ranks by Hamming distance (popcount of XOR), then the
+ *                  shortlist is rescored with the int8 codes (Hugging Face's embedding-quantisation recipe:
+ *                  binary retrieval + int8 rescoring).
+ *
+ * Scans are brute force over contiguous typed arrays with a bounded heap (TopK), 4-way unrolled dot
+ * products and a branch-free popcount. `accept(row)` (tombstones, user filters) runs only for a
+ * candidate that beats the heap's current minimum, so it costs nothing on most rows.
+ */
+import { InvalidInputError } from '../errors.ts';
+import { TopK } from './topk.ts';
+import type { DenseStorage } from './types.ts';
+
+export type Accept = (row: number) => boolean;
+
+function grow<T extends Float32Array | Int8Array | Uint32Array>(a: T, need: number, make: (n: number) => T): T {
+  if (need <= a.length) return a;
+  const b = make(Math.max(need, a.length * 2, 1024));
+  b.set(a);
+  return b;
+}
+
+/** Count of set bits in a 32-bit word (Hacker's Delight, fig. 5-2). */
+export function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** Sign codes of one vector: bit i set when v[i] > 0. */
+export function signBits(v: Float32Array, out = new Uint32Array(Math.ceil(v.length / 32))): Uint32Array {
+  out.fill(0);
+  for (let i = 0; i < v.length; i++) if (v[i] > 0) out[i >>> 5] |= 1 << (i & 31);
+  return out;
+}
+
+export class DenseStore {
+  readonly dims: number;
+  readonly storage: DenseStorage;
+  readonly words: number;
+  n = 0;
+  f32 = new Float32Array(0); // (n, d) for 'f32'
+  i8 = new Int8Array(0); // (n, d) for 'int8' and 'binary+int8'
+  scale = new Float32Array(0); // (n) int8 scales
+  bits = new Uint32Array(0); // (n, words) for 'binary+int8'
+
+  constructor(dims: number, storage: DenseStorage) {
+    if (!Number.isInteger(dims) || dims < 1) throw new InvalidInputError('dims must be a positive integer', { expected: 'integer >= 1', received: dims });
+    if (storage !== 'f32' && storage !== 'int8' && storage !== 'binary+int8') {
+      throw new InvalidInputError('storage must be "f32", "int8" or "binary+int8"', { expected: '"f32" | "int8" | "binary+int8"', received: storage });
+    }
+    this.dims = dims;
+    this.storage = storage;
+    this.words = Math.ceil(dims / 32);
+  }
+
+  get bytes(): number {
+    const d = this.dims;
+    if (this.storage === 'f32') return this.n * d * 4;
+    return this.n * (d + 4) + (this.storage === 'binary+int8' ? this.n * this.words * 4 : 0);
+  }
+
+  /** Appends m vectors, (m, d) row-major f32. */
+  append(v: Float32Array): void {
+    const d = this.dims;
+    if (v.length % d !== 0) throw new InvalidInputError(`dense vectors: length ${v.length} is not a multiple of dims ${d}`, { expected: `a multiple of ${d}`, received: v.length });
+    const m = v.length / d;
+    const n0 = this.n;
+    if (this.storage === 'f32') {
+      this.f32 = grow(this.f32, (n0 + m) * d, (x) => new Float32Array(x));
+      this.f32.set(v, n0 * d);
+    } else {
+      this.i8 = grow(this.i8, (n0 + m) * d, (x) => new Int8Array(x));
+      this.scale = grow(this.scale, n0 + m, (x) => new Float32Array(x));
+      for (let r = 0; r < m; r++) {
+        let mx = 0;
+        for (let i = 0; i < d; i++) mx = Math.max(mx, Math.abs(v[r * d + i]));
+        const s = mx > 0 ? mx / 127 : 1;
+        this.scale[n0 + r] = s;
+        const o = (n0 + r) * d;
+        for (let i = 0; i < d; i++) this.i8[o + i] = Math.round(v[r * d + i] / s);
+      }
+      if (this.storage === 'binary+int8') {
+        const w = this.words;
+        this.bits = grow(this.bits, (n0 + m) * w, (x) => new Uint32Array(x));
+        for (let r = 0; r < m; r++) signBits(v.subarray(r * d, (r + 1) * d), this.bits.subarray((n0 + r) * w, (n0 + r + 1) * w));
+      }
+    }
+    this.n += m;
+  }
+
+  /** Appends stored codes as they are (from a file or a persisted chunk): no re-quantisation, so a reload scores identically. */
+  appendCodes(m: number, codes: { f32?: Float32Array; i8?: Int8Array; scale?: Float32Array; bits?: Uint32Array }): void {
+    const d = this.dims;
+    const n0 = this.n;
+    if (this.storage === 'f32') {
+      this.f32 = grow(this.f32, (n0 + m) * d, (x) => new Float32Array(x));
+      this.f32.set(codes.f32!.subarray(0, m * d), n0 * d);
+    } else {
+      this.i8 = grow(this.i8, (n0 + m) * d, (x) => new Int8Array(x));
+      this.i8.set(codes.i8!.subarray(0, m * d), n0 * d);
+      this.scale = grow(this.scale, n0 + m, (x) => new Float32Array(x));
+      this.scale.set(codes.scale!.subarray(0, m), n0);
+      if (this.storage === 'binary+int8') {
+        this.bits = grow(this.bits, (n0 + m) * this.words, (x) => new Uint32Array(x));
+        this.bits.set(codes.bits!.subarray(0, m * this.words), n0 * this.words);
+      }
+    }
+    this.n += m;
+  }
+
+  /** The stored codes of rows [a, b) (views, no copy). */
+  codes(a: number, b: number): { f32?: Float32Array; i8?: Int8Array; scale?: Float32Array; bits?: Uint32Array } {
+    const d = this.dims;
+    if (this.storage === 'f32') return { f32: this.f32.subarray(a * d, b * d) };
+    const out: { i8: Int8Array; scale: Float32Array; bits?: Uint32Array } = { i8: this.i8.subarray(a * d, b * d), scale: this.scale.subarray(a, b) };
+    if (this.storage === 'binary+int8') out.bits = this.bits.subarray(a * this.words, b * this.words);
+    return out;
+  }
+
+  /** Keeps only `keep` rows (ascending), in that order. */
+  compact(keep: Int32Array): void {
+    const d = this.dims;
+    const w = this.words;
+    keep.forEach((src, dst) => {
+      if (src === dst) return;
+      if (this.storage === 'f32') this.f32.copyWithin(dst * d, src * d, (src + 1) * d);
+      else {
+        this.i8.copyWithin(dst * d, src * d, (src + 1) * d);
+        this.scale[dst] = this.scale[src];
+        if (this.storage === 'binary+int8') this.bits.copyWithin(dst * w, src * w, (src + 1) * w);
+      }
+    });
+    this.n = keep.length;
+  }
+
+  /** The stored vector of one row as f32 (dequantised for int8). */
+  vector(row: number): Float32Array {
+    const d = this.dims;
+    if (this.storage === 'f32') return this.f32.slice(row * d, (row + 1) * d);
+    const s = this.scale[row];
+    return Float32Array.from(this.i8.subarray(row * d, (row + 1) * d), (c) => c * s);
+  }
+
+  /** Score of one row at stored precision over the first `p` dims (default all). */
+  score(q: Float32Array, row: number, p = this.dims): number {
+    const o = row * this.dims;
+    let s = 0;
+    if (this.storage === 'f32') {
+      const a = this.f32;
+      for (let i = 0; i < p; i++) s += q[i] * a[o + i];
+      return s;
+    }
+    const a = this.i8;
+    for (let i = 0; i < p; i++) s += q[i] * a[o + i];
+    return s * this.scale[row];
+  }
+
+  /** Exact top-k over all rows at stored precision and the first `p` dims. */
+  scan(q: Float32Array, k: number, accept: Accept, p = this.dims): TopK {
+    this.checkQuery(q);
+    const heap = new TopK(k);
+    const d = this.dims;
+    const n = this.n;
+    const p4 = p & ~3;
+    const isF32 = this.storage === 'f32';
+    const a: Float32Array | Int8Array = isF32 ? this.f32 : this.i8;
+    const sc = this.scale;
+    for (let r = 0, o = 0; r < n; r++, o += d) {
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let i = 0;
+      for (; i < p4; i += 4) {
+        s0 += q[i] * a[o + i];
+        s1 += q[i + 1] * a[o + i + 1];
+        s2 += q[i + 2] * a[o + i + 2];
+        s3 += q[i + 3] * a[o + i + 3];
+      }
+      for (; i < p; i++) s0 += q[i] * a[o + i];
+      let s = s0 + s1 + (s2 + s3);
+      if (!isF32) s *= sc[r];
+      if (s > heap.min && accept(r)) heap.push(s, r);
+    }
+    return heap;
+  }
+
+  /** The m rows nearest to the query's sign code by Hamming distance (ties: lower row first). */
+  hammingScan(q: Float32Array, m: number, accept: Accept): Int32Array {
+    this.checkQuery(q);
+    if (this.storage !== 'binary+int8') throw new InvalidInputError('a binary first pass needs "binary+int8" storage', { expected: 'storage "binary+int8"', received: this.storage });
+    const w = this.words;
+    const qb = signBits(q);
+    const heap = new TopK(m);
+    const bits = this.bits;
+    for (let r = 0, o = 0; r < this.n; r++, o += w) {
+      let h = 0;
+      for (let j = 0; j < w; j++) h += popcount32(bits[o + j] ^ qb[j]);
+      if (-h > heap.min && accept(r)) heap.push(-h, r);
+    }
+    return heap.sorted().rows;
+  }
+
+  /** Rescores candidate rows at full dims and stored precision; top-k of them. */
+  rescore(q: Float32Array, rows: ArrayLike<number>, k: number): TopK {
+    const heap = new TopK(k);
+    for (let i = 0; i < rows.length; i++) heap.push(this.score(q, rows[i]), rows[i]);
+    return heap;
+  }
+
+  checkQuery(q: Float32Array): void {
+    if (!(q instanceof Float32Array) || q.length !== this.dims) {
+      throw new InvalidInputError(`dense query must be a Float32Array of the index's ${this.dims} dims`, { expected: `Float32Array(${this.dims})`, received: q });
+    }
+  }
+}
