@@ -1,0 +1,113 @@
+// Persistence through the Node directory store: chunked commits, abort and resume, model mismatch, orphans.
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { IndexMismatchError } from '../errors.ts';
+import { openDirStore } from './fs-store.ts';
+import { SemanticIndex } from './semantic-index.ts';
+import { normalise } from './testing.ts';
+import type { Embedder, EmbedOptions } from './types.ts';
+
+/** Hashed bag of words → unit vector, plus word-id sparse weights: a deterministic stand-in for a model. */
+function hashEmbedder(modelId = 'hash-v1', onCall?: (n: number, opts: EmbedOptions) => void): Embedder & { calls: number } {
+  const e = {
+    modelId,
+    calls: 0,
+    async embed(texts: string[], opts: EmbedOptions) {
+      e.calls++;
+      onCall?.(e.calls, opts);
+      opts.signal?.throwIfAborted();
+      const d = opts.dims ?? 32;
+      const out = new Float32Array(texts.length * d);
+      const sparse = texts.map((t, i) => {
+        const w = new Map<number, number>();
+        for (const word of t.toLowerCase().split(/\W+/).filter(Boolean)) {
+          let h = 2166136261;
+          for (const c of word) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
+          out[i * d + ((h >>> 0) % d)] += 1;
+          w.set((h >>> 0) % 5000, 0.5);
+        }
+        normalise(out.subarray(i * d, (i + 1) * d));
+        const ids = Uint32Array.from([...w.keys()].sort((a, b) => a - b));
+        return { ids, weights: Float32Array.from(ids, () => 0.5) };
+      });
+      return { embeddings: out, dims: d, sparse };
+    },
+  };
+  return e;
+}
+
+const corpus = Array.from({ length: 100 }, (_, i) => ({ id: `doc-${i}`, text: `document ${i} about ${['cells', 'genes', 'proteins', 'blood', 'risk'][i % 5]} and topic ${i % 7}`, meta: { i } }));
+const opts = (embedder: Embedder) => ({ embedder, dims: 32, layers: 3, storage: 'int8' as const, outputs: ['dense' as const, 'sparse' as const], chunkSize: 16 });
+
+describe('persisted index (directory store)', () => {
+  it('reopens with identical results; abort mid-add keeps whole chunks only and a second add resumes with nothing duplicated or missing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm3idx-'));
+    const ctl = new AbortController();
+    const a = hashEmbedder('hash-v1', (n) => n === 4 && ctl.abort()); // abort while embedding the 4th chunk
+    const idx = await SemanticIndex.open(await openDirStore(dir), opts(a));
+    await expect(idx.add(corpus, { signal: ctl.signal })).rejects.toThrow(/abort/i);
+    expect(idx.stats().count).toBe(48); // three chunks of 16 committed
+    expect(idx.stats().persisted).toEqual({ name: dir, chunks: 3, backend: 'fs' });
+
+    const b = hashEmbedder();
+    const again = await SemanticIndex.open(await openDirStore(dir), opts(b));
+    expect(again.stats().count).toBe(48);
+    const progress: number[] = [];
+    const r = await again.add(corpus, { onProgress: (p) => progress.push(p.done) });
+    expect(r).toEqual({ added: 52, skipped: 48 });
+    expect(progress).toEqual([0, 16, 32, 48, 52]);
+    expect(b.calls).toBe(4); // only the 52 missing documents were embedded
+    expect(again.stats().count).toBe(100);
+    for (const c of corpus) expect(again.has(c.id)).toBe(true);
+
+    const fresh = await SemanticIndex.create(opts(hashEmbedder()));
+    await fresh.add(corpus);
+    const reopened = await SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder()));
+    for (const q of ['genes topic 3', 'blood risk', 'document 42']) {
+      for (const mode of ['dense', 'sparse', 'hybrid'] as const) {
+        const want = await fresh.search(q, { k: 10, mode });
+        expect(await reopened.search(q, { k: 10, mode })).toEqual(want);
+        expect(new Set(want.map((h) => h.id)).size).toBe(10);
+      }
+    }
+  });
+
+  it('remove rewrites only the chunks it touches; a reopened index has them gone; orphans of a crash are swept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm3idx-'));
+    const idx = await SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder()));
+    await idx.add(corpus);
+    const before = readdirSync(dir).sort();
+    expect(await idx.remove(['doc-0', 'doc-1', 'doc-99'])).toBe(3);
+    const after = readdirSync(dir).sort();
+    expect(after.filter((f) => !before.includes(f))).toHaveLength(2); // chunk 0 and the last chunk rewritten under new keys
+    expect(before.filter((f) => !after.includes(f))).toEqual(['c0', 'c6']);
+    writeFileSync(join(dir, 'c999'), 'half-written chunk from a crash');
+    const back = await SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder()));
+    expect(readdirSync(dir)).not.toContain('c999');
+    expect(back.stats().count).toBe(97);
+    expect(back.has('doc-0') || back.has('doc-1') || back.has('doc-99')).toBe(false);
+    expect(await back.search('document 1 about genes', { k: 97 })).toHaveLength(97);
+  });
+
+  it('another model, layers or dims is an IndexMismatchError', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm3idx-'));
+    await (await SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder()))).add(corpus.slice(0, 5));
+    await expect(SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder('hash-v2')))).rejects.toThrow(IndexMismatchError);
+    await expect(SemanticIndex.open(await openDirStore(dir), { ...opts(hashEmbedder()), layers: 2 })).rejects.toThrow(/another layers/);
+    await expect(SemanticIndex.open(await openDirStore(dir), { ...opts(hashEmbedder()), dims: 16 })).rejects.toThrow(/another dims/);
+  });
+
+  it('passes dims, layers, outputs and the prompts to the embedder', async () => {
+    const seen: EmbedOptions[] = [];
+    const e = hashEmbedder('hash-v1', (_, o) => seen.push(o));
+    const idx = await SemanticIndex.create({ ...opts(e), docPrompt: 'passage: ', queryPrompt: 'query: ' });
+    await idx.add(corpus.slice(0, 3));
+    await idx.search('x');
+    expect(seen.map(({ signal: _s, ...o }) => o)).toEqual([
+      { outputs: ['dense', 'sparse'], dims: 32, layers: 3, prompt: 'passage: ' },
+      { outputs: ['dense', 'sparse'], dims: 32, layers: 3, prompt: 'query: ' },
+    ]);
+  });
+});
