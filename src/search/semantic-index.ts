@@ -17,7 +17,7 @@ import { Rows } from './rows.ts';
 import { searchRows } from './query.ts';
 import { checkSparseVector } from './sparse.ts';
 import type { ChunkRef, IndexStore, Manifest } from './store.ts';
-import type { AddOptions, Doc, Embedder, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
+import type { AddOptions, ColbertVectors, Doc, SparseVector, Embedder, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
 
 export const SCHEMA_VERSION = 1;
 const OUTPUTS: Output[] = ['dense', 'sparse', 'colbert'];
@@ -116,6 +116,25 @@ export class SemanticIndex {
   /** The whole index (live rows) as one index file (FORMAT.md). */
   toBytes(): Uint8Array {
     return encodeFile(this.rows.encode(this.liveRows()));
+  }
+
+  /** Live documents column by column, dense as f32 (int8 dequantised) — what the Parquet export writes. */
+  columns(): { ids: string[]; meta: unknown[]; dense: Float32Array | null; sparse: SparseVector[] | null; colbert: ColbertVectors[] | null } {
+    const live = this.liveRows();
+    const r = this.rows;
+    const d = r.dense;
+    let dense: Float32Array | null = null;
+    if (d) {
+      dense = new Float32Array(live.length * d.dims);
+      live.forEach((row, i) => dense!.set(d.vector(row), i * d.dims));
+    }
+    return {
+      ids: Array.from(live, (x) => r.ids[x]),
+      meta: Array.from(live, (x) => r.meta[x]),
+      dense,
+      sparse: r.sparse ? Array.from(live, (x) => r.sparse!.docs[x]) : null,
+      colbert: r.colbert ? Array.from(live, (x) => r.colbert!.vectors(x)) : null,
+    };
   }
 
   private appendFile(bytes: Uint8Array, chunk: string): void {
