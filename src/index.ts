@@ -1,0 +1,23 @@
+/**
+ * m3web's public surface (the package's "." entry): `import { M3Client } from 'm3web'`.
+ * Browser code: M3Client owns its worker (bundled next to this file as embed.worker.js / ort.worker.js and
+ * referenced with `new URL('./x.worker.js', import.meta.url)`, so the app's bundler picks them up).
+ * The Node engine and the bulk helpers live in 'm3web/node' (src/node.ts).
+ */
+export { M3Client } from './client/client.ts';
+export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './client/client.ts';
+export type { Budget, Candidate, CostModel, Plan, QualityTable } from './client/planner.ts';
+export type { CalibrationCache, CalibrationRecord } from './client/cache.ts';
+export type { Backend, EmbedResult, GpuProbe, ModelInfo } from './engine/service.ts';
+export type { ModelSourceSpec } from './model/source.ts';
+
+export { batchDenseScores, colbertScore, computeScore, denseScore, lexicalMatchingScore } from './search/score.ts';
+export type { ColbertVectors, M3Representation, M3Scores, ModeWeights, SparseVector } from './search/score.ts';
+
+// Every typed error (subclasses of M3Error; `name` survives structured cloning, so `e.name === 'BudgetError'` works too).
+export * from './errors.ts';
+export { AbortError, BudgetError, ClientDisposedError, WorkerCrashedError } from './client/errors.ts';
+
+// transformers.js-shaped entry: pipeline('feature-extraction', model, { device, dtype }).
+export { pipeline, Tensor } from './pipeline.ts';
+export type { FeatureExtractionOptions, FeatureExtractionPipeline, PipelineOptions } from './pipeline.ts';
