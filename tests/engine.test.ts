@@ -56,13 +56,13 @@ describe('engine behaviour', () => {
   it('picks its kernel schedule by adapter, and both schedules match the CPU reference', async () => {
     const model = await load('m3bert-tiny');
     const auto = await Engine.create(rt, model, { weights: 'f32' });
-    expect(auto.schedule).toBe(scheduleFor(rt.fallbackAdapter));
+    expect(auto.encoder.schedule).toBe(scheduleFor(rt.fallbackAdapter));
     auto.destroy();
     const texts = ['the first of three texts', 'a second', 'and a third text, a little longer than the others'];
     const want = new ReferenceEncoder(model).embed(texts, { layers: 3 }).embeddings;
     for (const schedule of KERNEL_SCHEDULES) {
       const engine = await Engine.create(rt, model, { weights: 'f32', schedule });
-      expect(engine.schedule).toBe(schedule);
+      expect(engine.encoder.schedule).toBe(schedule);
       const got = (await engine.embed(texts, { layers: 3 })).embeddings;
       expect(Math.max(...want.map((v, i) => Math.abs(v - got[i]))), schedule).toBeLessThanOrEqual(1e-5);
       engine.destroy();

@@ -43,7 +43,7 @@ try {
   rt.profiling = false;
   const total = [...prof.values()].reduce((a, b) => a + b, 0);
   const T = Math.max(...engine.model.tokenizer.encode(texts, engine.model.config.max_tokens).ids.map((s) => s.length));
-  console.log(`${values.model}, batch ${B} × ${T} tokens, schedule ${engine.schedule}, adapter ${adapter.info.vendor}/${adapter.info.architecture} (${adapter.info.description})`);
+  console.log(`${values.model}, batch ${B} × ${T} tokens, schedule ${engine.encoder.schedule}, adapter ${adapter.info.vendor}/${adapter.info.architecture} (${adapter.info.description})`);
   console.log(`wall ${wall.toFixed(0)} ms; GPU time ${(total / 1e6).toFixed(0)} ms (one timed pass per dispatch):`);
   for (const [name, ns] of [...prof].sort((a, b) => b[1] - a[1])) console.log(`  ${name.padEnd(12)} ${(ns / 1e6).toFixed(1).padStart(9)} ms  ${((100 * ns) / total).toFixed(1).padStart(5)}%`);
   engine.destroy();

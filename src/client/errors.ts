@@ -19,8 +19,8 @@ export class BudgetError extends M3Error {
   }
 }
 
-/** The call's AbortSignal fired: its queued batches were dropped and the promise rejected with this. */
-export class AbortError extends M3Error {}
+// AbortError lives in src/errors.ts (the worker raises it too); re-exported for existing importers.
+export { AbortError } from '../errors.ts';
 
 /** The worker died (or its GPU device was lost) more times than the client retries one request. */
 export class WorkerCrashedError extends M3Error {}

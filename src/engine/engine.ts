@@ -1,10 +1,10 @@
-import { InvalidInputError, ModelFormatError } from '../errors.ts';
+import { EngineDestroyedError, InvalidInputError, ModelFormatError } from '../errors.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import type { LoadedModel } from '../model/load.ts';
 import { padBatch, validateTexts } from '../tokenize/tokenizer.ts';
 import { planBatches } from './batching.ts';
 import { GpuEncoder } from './gpu-encoder.ts';
-import { activationRowBytes } from './memory-plan.ts';
+import type { BackendKind, BatchEncoder, EmbedBackend } from './backend.ts';
 import { insertMcls } from './mcls.ts';
 import type { WeightStorage } from './gpu-weights.ts';
 import { KERNEL_SCHEDULES, type KernelSchedule } from '../gpu/kernel.ts';
@@ -61,15 +61,42 @@ export function chooseStorage(model: LoadedModel, requested: EngineOptions['weig
   return first && first.dtype !== 'f32' ? 'f16' : 'f32';
 }
 
-/** The WebGPU embedding engine over one loaded model: validate → tokenize → batch by length → encode → reorder. */
-export class Engine {
-  private constructor(
-    readonly model: LoadedModel,
-    readonly encoder: GpuEncoder,
-    readonly maxBatchTokens: number,
-  ) {}
+/**
+ * The embedding engine over one loaded model and one compute backend (a BatchEncoder: WebGPU or CPU):
+ * validate → tokenize → batch by length → encode → reorder. Every backend goes through this one path.
+ *
+ * Lifetime: destroy() marks the engine destroyed at once; a call in flight rejects with
+ * EngineDestroyedError at its next batch boundary (it never returns rows from a torn-down encoder), and
+ * the encoder's memory is released when the last in-flight call has left.
+ */
+export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBackend {
+  private destroyed = false;
+  private inflight = 0;
+  readonly maxBatchTokens: number;
 
-  static async create(rt: GpuRuntime, model: LoadedModel, opts: EngineOptions = {}): Promise<Engine> {
+  constructor(
+    readonly model: LoadedModel,
+    readonly encoder: E,
+    maxBatchTokens = 8192,
+  ) {
+    if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1) throw new InvalidInputError('maxBatchTokens must be a positive integer', { expected: 'integer >= 1', received: maxBatchTokens });
+    this.maxBatchTokens = Math.min(maxBatchTokens, encoder.batchTokenCap);
+  }
+
+  get kind(): BackendKind {
+    return this.encoder.backend;
+  }
+
+  get maxLayers(): number {
+    return this.encoder.maxLayers;
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** The WebGPU engine: uploads the weights (and destroys them again if anything in create fails). */
+  static async create(rt: GpuRuntime, model: LoadedModel, opts: EngineOptions = {}): Promise<Engine<GpuEncoder>> {
     const storage = chooseStorage(model, opts.weights);
     const requested = opts.maxBatchTokens ?? 8192;
     if (!Number.isInteger(requested) || requested < 1) throw new InvalidInputError('maxBatchTokens must be a positive integer', { expected: 'integer >= 1', received: requested });
@@ -81,21 +108,29 @@ export class Engine {
       throw new InvalidInputError('schedule must be "workgroup" or "registers"', { expected: '"workgroup" | "registers" | undefined (by adapter)', received: schedule });
     }
     const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, schedule });
-    // Every activation buffer of a batch must fit one storage binding: cap padded tokens accordingly.
-    const deviceCap = Math.floor(encoder.bindingLimit / activationRowBytes(model.config, encoder.colbertWidth));
-    return new Engine(model, encoder, Math.min(requested, deviceCap));
+    return new Engine(model, encoder, requested);
   }
 
   get dtype(): string {
     return this.encoder.dtype;
   }
 
-  /** The kernel schedule in use (chosen by adapter unless EngineOptions.schedule forced one). */
-  get schedule(): KernelSchedule {
-    return this.encoder.schedule;
+  private checkAlive(): void {
+    if (this.destroyed) throw new EngineDestroyedError('the engine was destroyed', { expected: 'an engine that is alive (load a model again)', received: 'a destroyed engine' });
   }
 
   async embed(texts: readonly string[], options: EngineRequest = {}): Promise<EngineEmbedding> {
+    this.checkAlive();
+    this.inflight++;
+    try {
+      return await this.run(texts, options);
+    } finally {
+      this.inflight--;
+      if (this.destroyed && this.inflight === 0) this.encoder.destroy();
+    }
+  }
+
+  private async run(texts: readonly string[], options: EngineRequest): Promise<EngineEmbedding> {
     const { outputs, colbertDims, sparseTokens, ...embedOpts } = options;
     const want = resolveOutputs({ outputs, colbertDims, sparseTokens }, this.encoder.colbertWidth);
     const o = resolveEmbedOptions(this.model.config, this.model.pooling, embedOpts);
@@ -130,9 +165,12 @@ export class Engine {
     const colbert: ColbertBlock[] | undefined = want.colbert ? new Array(valid.length) : undefined;
     const batches = planBatches(lengths, this.maxBatchTokens);
     for (const idx of batches) {
+      this.checkAlive();
       const batch = padBatch(idx.map((i) => enc.ids[i]), tok.padId);
       const T = batch.T;
       const r = await this.encoder.embedBatch(batch, idx.map((i) => lengths[i]), o, want);
+      // The encoder may have been destroyed while this batch was on the device: its rows are not trusted.
+      this.checkAlive();
       idx.forEach((i, row) => {
         if (r.dense) dense.set(r.dense.subarray(row * o.dims, (row + 1) * o.dims), i * o.dims);
         if (sparse && r.tokenWeights) {
@@ -151,6 +189,8 @@ export class Engine {
   }
 
   destroy(): void {
-    this.encoder.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.inflight === 0) this.encoder.destroy();
   }
 }

@@ -18,7 +18,8 @@ import { positionIds, type EncoderBatch } from '../reference/encoder.ts';
 import { layerNorm } from '../reference/ops.ts';
 import type { ResolvedEmbedOptions } from './options.ts';
 import { shaderDType, uploadWeights, type WeightStorage } from './gpu-weights.ts';
-import { rowChunks } from './memory-plan.ts';
+import { activationRowBytes, rowChunks } from './memory-plan.ts';
+import type { BatchEncoder, BatchOutputs, BatchResult } from './backend.ts';
 
 interface Linear {
   w: GPUBuffer;
@@ -37,24 +38,6 @@ interface Block {
   norm2: { w: GPUBuffer; b: GPUBuffer | null }; // bert: output.LayerNorm; m3bert: post_attention_layernorm
 }
 
-export interface BatchOutputs {
-  dense?: boolean;
-  /** Per-token lexical weights relu(sparse_linear(h)). */
-  sparse?: boolean;
-  /** Per-token ColBERT vectors normalise(colbert_linear(h)), truncated to colbertDims. */
-  colbert?: boolean;
-  colbertDims?: number;
-}
-
-export interface BatchResult {
-  /** (B, dims) */
-  dense?: Float32Array;
-  /** (B·T) per-token weights, padding included (the engine drops it). */
-  tokenWeights?: Float32Array;
-  /** (B·T, dim) per-token vectors, CLS and padding included (the engine drops them). */
-  colbert?: { data: Float32Array; dim: number };
-}
-
 const ACT: Record<EncoderConfig['hidden_act'], MatmulActivation> = { gelu: 'gelu', gelu_tanh: 'gelu_tanh', relu: 'relu', silu: 'silu' };
 
 /**
@@ -62,7 +45,8 @@ const ACT: Record<EncoderConfig['hidden_act'], MatmulActivation> = { gelu: 'gelu
  * pooling → truncation + L2) recorded into one command encoder, pipelines compiled at warm-up only.
  * Mirrors src/reference/encoder.ts op for op; parity is tested against it.
  */
-export class GpuEncoder {
+export class GpuEncoder implements BatchEncoder {
+  readonly backend = 'webgpu' as const;
   readonly dtype: WeightDType;
   private blocks: Block[] = [];
   /** word: the word-embedding table in row chunks that each fit one storage binding (usually one). */
@@ -97,9 +81,15 @@ export class GpuEncoder {
   /** Uploads the model's weights and compiles every pipeline the encoder can use. */
   static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; schedule?: KernelSchedule } = {}): Promise<GpuEncoder> {
     const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.schedule);
-    enc.upload(model.weights);
-    if (model.heads.size) enc.uploadHeads(model.heads);
-    await enc.warmup();
+    try {
+      enc.upload(model.weights);
+      if (model.heads.size) enc.uploadHeads(model.heads);
+      await enc.warmup();
+    } catch (e) {
+      // A missing or misshapen tensor half-way through the upload: free what was already on the device.
+      enc.destroy();
+      throw e;
+    }
     return enc;
   }
 
@@ -181,6 +171,11 @@ export class GpuEncoder {
   }
 
   /** Width of the ColBERT vectors (colbert_linear's out_features), or null without BGE-M3 heads. */
+  /** Every activation buffer of a batch must fit one storage binding: padded tokens are capped accordingly. */
+  get batchTokenCap(): number {
+    return Math.floor(this.bindingLimit / activationRowBytes(this.cfg, this.colbertWidth));
+  }
+
   get colbertWidth(): number | null {
     return this.heads?.colbert.N ?? null;
   }

@@ -10,14 +10,8 @@ import { addInPlace, attention, gelu, geluTanh, layerNorm, linear, mapInPlace, r
  *   with embeddings = input_norm(embed_tokens + pos_embeddings) and the final `norm` applied at the exit.
  */
 
-export interface EncoderBatch {
-  /** (B, T) token ids, right-padded with pad_token_id. */
-  inputIds: Int32Array;
-  /** (B, T) 1 for real tokens, 0 for padding. */
-  attentionMask: Uint8Array;
-  B: number;
-  T: number;
-}
+export type { EncoderBatch } from '../tokenize/tokenizer.ts';
+import type { EncoderBatch } from '../tokenize/tokenizer.ts';
 
 export interface ForwardOptions {
   /** Run exactly the first `layers` blocks (early exit). Default: all. */

@@ -105,8 +105,18 @@ export function validateTexts(texts: unknown): string[] {
   return texts as string[];
 }
 
+/** One padded batch, the unit every BatchEncoder encodes. */
+export interface EncoderBatch {
+  /** (B, T) token ids, right-padded with pad_token_id. */
+  inputIds: Int32Array;
+  /** (B, T) 1 for real tokens, 0 for padding. */
+  attentionMask: Uint8Array;
+  B: number;
+  T: number;
+}
+
 /** Right-pads sequences into one (B, T) batch with an attention mask. */
-export function padBatch(seqs: readonly Int32Array[], padId: number): { inputIds: Int32Array; attentionMask: Uint8Array; B: number; T: number } {
+export function padBatch(seqs: readonly Int32Array[], padId: number): EncoderBatch {
   const B = seqs.length;
   const T = Math.max(...seqs.map((s) => s.length));
   const inputIds = new Int32Array(B * T).fill(padId);

@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-web/webgpu';
 import { env, pipeline, type FeatureExtractionPipeline } from '@huggingface/transformers';
 import { Engine } from '../../src/engine/engine.ts';
+import type { GpuEncoder } from '../../src/engine/gpu-encoder.ts';
 import { peakMatmulGflops } from '../../src/gpu/kernels/matmul.bench.ts';
 import { createDevice, GpuRuntime } from '../../src/gpu/runtime.ts';
 import { loadModel, type LoadedModel } from '../../src/model/load.ts';
@@ -41,7 +42,7 @@ interface State {
   fixture: string;
   rt: GpuRuntime;
   model: LoadedModel;
-  m3: Partial<Record<'f32' | 'f16', Engine>>;
+  m3: Partial<Record<'f32' | 'f16', Engine<GpuEncoder>>>;
   tjs: Partial<Record<'webgpu' | 'wasm', FeatureExtractionPipeline>>;
   ort?: ort.InferenceSession;
   /** The same model with preferredOutputLocation 'gpu-buffer' (outputs stay on the GPU until getData()). */
@@ -92,7 +93,7 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
     if (e === 'm3web-f32' || e === 'm3web-f16') {
       const w = e === 'm3web-f32' ? 'f32' : 'f16';
       s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens });
-      if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention, norms): ${s.m3[w]!.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
+      if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention, norms): ${s.m3[w]!.encoder.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
       if (w === 'f16') s.notes.push(`m3web-f16 ran as ${s.m3[w]!.dtype} (${rt.hasF16 ? 'native shader-f16' : 'no shader-f16 on this adapter: packed f16 pairs in u32, unpacked in the shader'})`);
     } else if (e === 'transformers-webgpu' || e === 'transformers-wasm') {
       const device = e === 'transformers-webgpu' ? 'webgpu' : 'wasm';
@@ -226,7 +227,7 @@ export async function kernelProfile(texts: string[]): Promise<KernelProfile> {
     matmul_gflops: matmulNs ? matmulFlops / matmulNs : 0,
     peak_matmul_gflops: peak.gflops,
     peak_matmul: { schedule: peak.schedule, size: peak.size },
-    encoder_matmul_schedule: engine.schedule,
+    encoder_matmul_schedule: engine.encoder.schedule,
   };
 }
 

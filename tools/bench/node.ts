@@ -45,7 +45,7 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
     const result = {
       adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: Boolean((i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter), icd },
       dtypes: Object.fromEntries(Object.entries(engines).map(([k, e]) => [k, e.dtype])),
-      schedule: engines['m3web-f32'].schedule,
+      schedule: engines['m3web-f32'].encoder.schedule,
       times,
     };
     for (const e of Object.values(engines)) e.destroy();
