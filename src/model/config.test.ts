@@ -26,6 +26,11 @@ describe('parseConfig', () => {
     expect(c).toMatchObject({ family: 'm3bert', norm_eps: 1e-5, hidden_act: 'silu', type_vocab_size: 0, mrl_layers: [4, 8, 12], mrl_dims: [32, 64, 128, 768] });
   });
 
+  it('accepts m3BERT as its training code saves it: model_type "custom_llama", bi_attn left at its default', () => {
+    const c = parseConfig({ model_type: 'custom_llama', vocab_size: 16002, hidden_size: 256, num_hidden_layers: 6, num_attention_heads: 4, intermediate_size: 1024, max_position_embeddings: 512, rms_norm_eps: 1e-5, pad_token_id: 1, mrl_layers: [2, 4, 6] });
+    expect(c).toMatchObject({ family: 'm3bert', model_type: 'custom_llama', norm_eps: 1e-5, hidden_act: 'silu', type_vocab_size: 0, position_offset: 0, max_tokens: 512, mrl_layers: [2, 4, 6] });
+  });
+
   it('rejects unknown model types with a typed error naming the supported ones', () => {
     expect(() => parseConfig({ ...bert, model_type: 'gpt2' })).toThrow(UnsupportedModelError);
     expect(() => parseConfig({ ...bert, model_type: 'gpt2' })).toThrow(/expected one of bert, xlm-roberta, .*m3bert; received "gpt2"/);

@@ -6,7 +6,7 @@ import { InvalidInputError, UnsupportedModelError } from '../errors.ts';
  */
 export type Family = 'bert' | 'xlm-roberta' | 'm3bert';
 
-export const SUPPORTED_MODEL_TYPES = ['bert', 'xlm-roberta', 'llama (m3BERT, with "bi_attn": true)', 'm3bert'] as const;
+export const SUPPORTED_MODEL_TYPES = ['bert', 'xlm-roberta', 'llama (m3BERT, with "bi_attn": true)', 'custom_llama (m3BERT)', 'm3bert'] as const;
 
 export type Activation = 'gelu' | 'gelu_tanh' | 'relu' | 'silu';
 
@@ -80,6 +80,10 @@ function familyOf(raw: Record<string, unknown>): Family {
   // m3BERT ships as model_type "llama" with bidirectional attention switched on (XMUDeepLIT/m3bert
   // configs/model_configs/m3bert/config.json); a causal llama is a decoder we do not serve.
   if (type === 'llama' && raw.bi_attn === true) return 'm3bert';
+  // What m3BERT's training code saves: CustomLlamaConfig.model_type = "custom_llama"
+  // (configuration_custom_llama.py). Its attention classes set is_causal = False whatever bi_attn
+  // says (modeling_custom_llama.py, ModifiedLlamaAttention / ModifiedLlamaSdpaAttention), so no flag is needed.
+  if (type === 'custom_llama') return 'm3bert';
   throw new UnsupportedModelError('unsupported model_type in config.json', {
     expected: `one of ${SUPPORTED_MODEL_TYPES.join(', ')}`,
     received: type === 'llama' ? 'llama without "bi_attn": true (a causal decoder)' : type,
