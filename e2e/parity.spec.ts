@@ -3,10 +3,9 @@
 import { expect, test } from '@playwright/test';
 import { engineThreshold } from '../tools/parity/engine-cases.ts';
 import { GOLDEN_FIXTURES } from '../tools/fixtures/specs.ts';
-import { sharedDataAvailable } from '../tools/fixtures/paths.ts';
 
-const fixtures: string[] = GOLDEN_FIXTURES.filter((f) => f !== 'bert-tiny' || sharedDataAvailable());
-const onnx = ['xlmr-tiny', ...(sharedDataAvailable() ? ['bert-tiny'] : [])];
+const fixtures: string[] = [...GOLDEN_FIXTURES];
+const onnx = ['xlmr-tiny', 'bert-tiny'];
 
 test('WebGPU engine in a worker matches the CPU reference; onnxruntime-web matches our engine', async ({ page }) => {
   test.setTimeout(600_000);

@@ -10,7 +10,6 @@ import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
 import { ReferenceEncoder } from '../src/reference/model.ts';
 import { ensureFixtures } from './fixtures/generate.ts';
-import { sharedDataAvailable } from './fixtures/paths.ts';
 import { GOLDEN_FIXTURES } from './fixtures/specs.ts';
 import { cpuReferenceParity } from './parity/cpu-ref.ts';
 import { modelParityRows } from './parity/engine-cases.ts';
@@ -33,9 +32,8 @@ export function passes(r: ParityRow): boolean {
 
 export async function collectParity(opts: { browser: boolean }): Promise<{ rows: ParityRow[]; notes: string[]; adapters: Record<string, string> }> {
   ensureFixtures();
-  const fixtures = GOLDEN_FIXTURES.filter((f) => f !== 'bert-tiny' || sharedDataAvailable());
+  const fixtures = [...GOLDEN_FIXTURES];
   const notes: string[] = [];
-  if (fixtures.length < GOLDEN_FIXTURES.length) notes.push('bert-tiny skipped: ../shared/data (its tokenizer) is absent');
   const adapters: Record<string, string> = {};
   const rows = await withFixtureModels(async (load) => {
     const out: ParityRow[] = [];
@@ -49,7 +47,7 @@ export async function collectParity(opts: { browser: boolean }): Promise<{ rows:
     return out;
   });
   if (opts.browser) {
-    const b = await collectBrowserParity([...fixtures], ['xlmr-tiny', ...(sharedDataAvailable() ? ['bert-tiny'] : [])]);
+    const b = await collectBrowserParity([...fixtures], ['xlmr-tiny', 'bert-tiny']);
     adapters['webgpu-browser'] = b.adapter;
     rows.push(...b.rows);
     notes.push(...b.notes.map((n) => `webgpu-browser: ${n}`));

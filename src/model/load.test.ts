@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../../tools/fixtures/generate.ts';
-import { sharedDataAvailable } from '../../tools/fixtures/paths.ts';
 import { startModelServer, type ModelServer } from '../../tests/helpers/model-server.ts';
 import { ModelFetchError, UnsupportedModelError } from '../errors.ts';
 import { ReferenceEncoder } from '../reference/model.ts';
@@ -44,7 +43,7 @@ describe('loadModel over HTTP', () => {
     expect(() => new ReferenceEncoder(m)).not.toThrow();
   });
 
-  it.runIf(sharedDataAvailable())('reads sharded checkpoints to the same weights as the single file', async () => {
+  it('reads sharded checkpoints to the same weights as the single file', async () => {
     const [one, sharded] = await Promise.all([loadModel(server.folderUrl('bert-tiny')), loadModel(server.folderUrl('bert-tiny-sharded'))]);
     expect([...sharded.weights.keys()].sort()).toEqual([...one.weights.keys()].sort());
     for (const [k, t] of one.weights) expect(Buffer.compare(sharded.weights.get(k)!.data, t.data), k).toBe(0);

@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../../tools/fixtures/generate.ts';
 import { GOLDEN_FIXTURES } from '../../tools/fixtures/specs.ts';
-import { sharedDataAvailable } from '../../tools/fixtures/paths.ts';
 import { cpuReferenceParity } from '../../tools/parity/cpu-ref.ts';
 import { readGolden, withFixtureModels } from '../../tools/parity/node-models.ts';
 import type { ParityRow } from '../../tools/parity/goldens.ts';
@@ -10,8 +9,7 @@ import { ReferenceEncoder } from './model.ts';
 // The TypeScript CPU reference is the oracle for every GPU kernel, so it is itself checked against
 // PyTorch (tools/goldens/make_goldens.py builds the same models from torch primitives).
 const TOL = 1e-5;
-const fixtures = GOLDEN_FIXTURES.filter((f) => f !== 'bert-tiny' || sharedDataAvailable());
-if (fixtures.length < GOLDEN_FIXTURES.length) console.warn('skipping bert-tiny goldens: ../shared/data (its tokenizer) is absent');
+const fixtures = [...GOLDEN_FIXTURES];
 
 const results = new Map<string, { rows: ParityRow[]; tokenized: number[][] }>();
 
