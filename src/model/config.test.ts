@@ -31,6 +31,15 @@ describe('parseConfig', () => {
     expect(c).toMatchObject({ family: 'm3bert', model_type: 'custom_llama', norm_eps: 1e-5, hidden_act: 'silu', type_vocab_size: 0, position_offset: 0, max_tokens: 512, mrl_layers: [2, 4, 6] });
   });
 
+  it('refuses configs the engine would run wrongly: no blocks, or an m3BERT MLP with bias', () => {
+    expect(() => parseConfig({ ...bert, num_hidden_layers: 0 })).toThrow(UnsupportedModelError);
+    expect(() => parseConfig({ ...bert, num_hidden_layers: 0 })).toThrow(/no transformer blocks; expected num_hidden_layers >= 1; received 0/);
+    const m3 = { model_type: 'custom_llama', vocab_size: 100, hidden_size: 8, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 16, max_position_embeddings: 32 };
+    expect(() => parseConfig({ ...m3, mlp_bias: true })).toThrow(UnsupportedModelError);
+    expect(() => parseConfig({ ...m3, mlp_bias: true })).toThrow(/MLP with bias/);
+    expect(parseConfig({ ...m3, mlp_bias: false }).family).toBe('m3bert');
+  });
+
   it('rejects unknown model types with a typed error naming the supported ones', () => {
     expect(() => parseConfig({ ...bert, model_type: 'gpt2' })).toThrow(UnsupportedModelError);
     expect(() => parseConfig({ ...bert, model_type: 'gpt2' })).toThrow(/expected one of bert, xlm-roberta, .*m3bert; received "gpt2"/);
@@ -56,6 +65,11 @@ describe('parsePooling', () => {
   });
   it('defaults to normalised mean pooling without modules.json', () => {
     expect(parsePooling(null, null)).toEqual({ pooling: 'mean', normalize: true, layerNormBeforeTruncate: false });
+  });
+  it('pools a BGE-M3 layout without modules.json by CLS, as FlagEmbedding does; modules.json still wins when present', () => {
+    expect(parsePooling(null, null, { bgeM3Heads: true })).toEqual({ pooling: 'cls', normalize: true, layerNormBeforeTruncate: false });
+    const modules = [{ type: 'sentence_transformers.models.Transformer' }, { type: 'sentence_transformers.models.Pooling', path: '1_Pooling' }];
+    expect(parsePooling(modules, { pooling_mode_mean_tokens: true }, { bgeM3Heads: true }).pooling).toBe('mean');
   });
 });
 

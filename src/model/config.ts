@@ -112,6 +112,16 @@ export function parseConfig(json: unknown): EncoderConfig {
     if (raw.attention_bias === true) {
       throw new UnsupportedModelError('m3bert attention with bias is not supported', { expected: 'attention_bias false', received: true });
     }
+    // LlamaMLP builds gate/up/down with bias=config.mlp_bias (transformers modeling_llama; upstream's
+    // CustomLlamaConfig keeps the key). m3BERT trains without it and the engine runs no MLP bias: refuse
+    // rather than load a checkpoint whose bias tensors would be silently ignored.
+    if (raw.mlp_bias !== undefined && raw.mlp_bias !== false && raw.mlp_bias !== null) {
+      throw new UnsupportedModelError('m3bert MLP with bias is not supported', { expected: 'mlp_bias false or absent', received: raw.mlp_bias });
+    }
+  }
+  const num_hidden_layers = intKey(raw, 'num_hidden_layers');
+  if (num_hidden_layers === 0) {
+    throw new UnsupportedModelError('config.json has no transformer blocks', { expected: 'num_hidden_layers >= 1', received: 0 });
   }
   const actName = String(raw.hidden_act ?? (family === 'm3bert' ? 'silu' : 'gelu'));
   const hidden_act = ACTIVATIONS[actName];
@@ -126,7 +136,7 @@ export function parseConfig(json: unknown): EncoderConfig {
     model_type: String(raw.model_type),
     vocab_size: intKey(raw, 'vocab_size'),
     hidden_size,
-    num_hidden_layers: intKey(raw, 'num_hidden_layers'),
+    num_hidden_layers,
     num_attention_heads,
     intermediate_size: intKey(raw, 'intermediate_size'),
     max_position_embeddings,
@@ -156,9 +166,13 @@ export interface PoolingConfig {
 /**
  * Reads sentence-transformers' modules.json + 1_Pooling/config.json. Without modules.json we
  * follow sentence-transformers' own fallback for a bare transformer: mean pooling, and we
- * normalise because every caller of an embedding engine compares by cosine.
+ * normalise because every caller of an embedding engine compares by cosine — except for a folder
+ * with BGE-M3 heads, which FlagEmbedding always pools by CLS.
  */
-export function parsePooling(modules: unknown, pooling: unknown): PoolingConfig {
+export function parsePooling(modules: unknown, pooling: unknown, opts: { bgeM3Heads?: boolean } = {}): PoolingConfig {
+  // BGE-M3 layout (colbert_linear / sparse_linear heads) without modules.json: FlagEmbedding's M3 embedder
+  // pools by CLS whatever the folder says (inference/embedder/encoder_only/m3.py, pooling_method='cls').
+  if ((modules === null || modules === undefined) && opts.bgeM3Heads) return { pooling: 'cls', normalize: true, layerNormBeforeTruncate: false };
   if (modules === null || modules === undefined) return { pooling: 'mean', normalize: true, layerNormBeforeTruncate: false };
   if (!Array.isArray(modules)) throw new UnsupportedModelError('modules.json must be a list', { expected: 'array', received: modules });
   const types = modules.map((m) => String((m as { type?: unknown }).type ?? ''));

@@ -69,7 +69,7 @@ export async function loadModel(spec: ModelSourceSpec, opts: LoadOptions = {}): 
     ? (modules as { type?: string; path?: string }[]).find((m) => String(m.type ?? '').endsWith('Pooling'))?.path
     : undefined;
   const poolingJson = poolingPath ? await json(`${poolingPath}/config.json`, true) : null;
-  const pooling = parsePooling(modules, poolingJson);
+  parsePooling(modules, poolingJson); // validated before any weight is downloaded; read again once the heads are known
   const tokenizer = new TextTokenizer(tokenizerJson, tokenizerConfig);
 
   // Weights: one file or shards. Each file is parsed while it streams in.
@@ -104,5 +104,7 @@ export async function loadModel(spec: ModelSourceSpec, opts: LoadOptions = {}): 
   }
   for (const h of heads.keys()) canonical.delete(h);
   opts.onProgress?.({ phase: 'ready', files, bytes });
+  // A BGE-M3 layout without modules.json pools by CLS (parsePooling).
+  const pooling = parsePooling(modules, poolingJson, { bgeM3Heads: heads.size > 0 });
   return { source, config, pooling, tokenizer, weights: canonical, heads };
 }
