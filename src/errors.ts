@@ -74,3 +74,12 @@ export class IndexFormatError extends M3Error {}
 
 /** Storage quota would be or was exceeded; nothing of the failed write was kept. */
 export class QuotaError extends M3Error {}
+
+/** HTTP 401/403: the model repository is private or gated (or missing): it needs a token with access. Never carries the token. */
+export class ModelAccessError extends ModelFetchError {}
+
+/** A weight holds NaN or ±Inf (a corrupt or badly converted checkpoint); found at load, before any GPU work. */
+export class NonFiniteWeightError extends WeightError {}
+
+/** A computed output (dense, sparse or ColBERT) holds NaN or Inf: the call rejects and nothing from it is returned. */
+export class NumericError extends M3Error {}

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../errors.ts';
 import { memoryCache } from './cache.ts';
 import { M3Client, type ClientProgress } from './client.ts';
+import { portWorker } from '../../tests/helpers/port-worker.ts';
 
 const LAYERS = 4;
 const HIDDEN = 8;
@@ -47,7 +48,9 @@ class FakeService {
     if (texts.includes('BAD')) throw new InvalidInputError('texts contain BAD', { expected: 'no BAD', received: 'BAD' });
     const out = new Float32Array(texts.length * opts.dims);
     texts.forEach((t, i) => out.set(vec(t, opts.layers, opts.dims), i * opts.dims));
-    return Comlink.transfer({ embeddings: out, n: texts.length, dims: opts.dims, layers: opts.layers, truncated: 0, backend: 'cpu-ref', dtype: 'f32', ms: this.delayMs }, [out.buffer]);
+    // Token counts come from the worker's tokenizer (here: words + CLS/SEP), as the real service reports them.
+    const tokens = Uint32Array.from(texts, (t) => t.split(' ').length + 2);
+    return Comlink.transfer({ embeddings: out, n: texts.length, dims: opts.dims, layers: opts.layers, truncated: 0, truncatedRows: [], tokens, backend: 'cpu-ref', dtype: 'f32', ms: this.delayMs }, [out.buffer]);
   }
 }
 
@@ -55,21 +58,9 @@ class FakeService {
 function fakeWorkers(delayMs = 3, gpuPerSpawn: boolean[] = []) {
   const spawned: { service: FakeService; worker: Worker; terminated: boolean }[] = [];
   const factory = () => {
-    const { port1, port2 } = new MessageChannel();
     const service = new FakeService(delayMs, gpuPerSpawn[spawned.length] ?? false);
-    Comlink.expose(service, port2 as unknown as Comlink.Endpoint);
-    const entry = { service, worker: null as unknown as Worker, terminated: false };
-    entry.worker = {
-      postMessage: (m: unknown, t?: Transferable[]) => !entry.terminated && port1.postMessage(m, t as never),
-      addEventListener: (type: string, fn: (e: unknown) => void) => type === 'message' && port1.addEventListener('message', fn as never),
-      removeEventListener: (type: string, fn: (e: unknown) => void) => type === 'message' && port1.removeEventListener('message', fn as never),
-      start: () => port1.start(),
-      terminate: () => {
-        entry.terminated = true;
-        port1.close();
-        port2.close();
-      },
-    } as unknown as Worker;
+    const w = portWorker(service);
+    const entry = { service, worker: w.worker, get terminated() { return w.terminated(); } };
     spawned.push(entry);
     return entry.worker;
   };

@@ -18,26 +18,13 @@ import * as Comlink from 'comlink';
 import type { EmbedResult, EmbedService, GpuProbe, ModelInfo } from '../engine/service.ts';
 import { InvalidInputError, M3Error } from '../errors.ts';
 import type { LoadProgress } from '../model/load.ts';
-import { calibrationKey, indexedDbCache, type CalibrationCache, type CalibrationRecord } from './cache.ts';
+import { computeScore, type M3Scores } from '../search/score.ts';
+import { indexedDbCache, type CalibrationCache } from './cache.ts';
+import { calibrate, deviceKey } from './calibration.ts';
 import { AbortError, ClientDisposedError, WorkerCrashedError } from './errors.ts';
-import {
-  choosePlan,
-  candidates,
-  defaultCostModel,
-  fitCostModel,
-  paretoFrontier,
-  predictBatchMs,
-  qualityTable,
-  updateDrift,
-  type Budget,
-  type Candidate,
-  type CostModel,
-  type DriftState,
-  type ModelShape,
-  type Plan,
-  type QualityTable,
-  type Sidecar,
-} from './planner.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { RequestQueue, type Chunk, type RequestOptions, type RequestResult } from './scheduler.ts';
+import { choosePlan, candidates, DEFAULT_TOKENS_PER_QUERY, engineMB, indexMB, paretoFrontier, predictBatchMs, qualityTable, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type QualityTable, type Sidecar } from './planner.ts';
 
 export type ClientProgress =
   | { phase: 'download'; file: string; loaded: number; total: number | null }
@@ -85,20 +72,21 @@ export interface ClientEmbedOptions {
   dims?: number;
   pooling?: 'cls' | 'mean';
   normalize?: boolean;
+  /** Any subset of BGE-M3's outputs, all from one encoder pass (default ['dense']). */
+  outputs?: ('dense' | 'sparse' | 'colbert')[];
+  /** Truncate each ColBERT vector to its first k values, then re-normalise. */
+  colbertDims?: number;
+  /** Also return the token string of each sparse id. */
+  sparseTokens?: boolean;
+  /** BGE-M3's MCLS for long documents: a CLS every this many tokens, dense = mean of their states. */
+  mcls?: number;
   signal?: AbortSignal;
-  /** Chunks of this call done so far. */
+  /** Slices of this call done so far. */
   onProgress?: (p: { done: number; total: number }) => void;
 }
 
-export interface ClientEmbedResult extends Omit<EmbedResult, 'ms' | 'backend'> {
-  ms: number;
-  /** 'webgpu', 'cpu-ref' or 'ort-wasm'. */
-  backend: string;
-  /** Worker calls that carried part of this request (including re-runs after a crash). */
-  batches: number;
-  /** Worker restarts this request lived through. */
-  restarts: number;
-}
+/** Dense rows (n × dims), sparse and ColBERT per text when asked, with exact token counts and truncation. */
+export type ClientEmbedResult = RequestResult;
 
 export interface ClientStats {
   calibration: 'measured' | 'cache' | 'skipped';
@@ -109,35 +97,7 @@ export interface ClientStats {
   replans: number;
 }
 
-interface Req {
-  id: number;
-  texts: string[];
-  key: string;
-  opts: { layers: number; dims: number; pooling?: 'cls' | 'mean'; normalize?: boolean };
-  out: Float32Array;
-  chunks: Chunk[];
-  done: number;
-  settled: boolean;
-  resolve: (r: ClientEmbedResult) => void;
-  reject: (e: unknown) => void;
-  onProgress?: (p: { done: number; total: number }) => void;
-  t0: number;
-  batches: number;
-  restarts: number;
-  truncated: number;
-  backend: string;
-  dtype: string;
-  cleanup: () => void;
-}
-
-interface Chunk {
-  req: Req;
-  start: number;
-  end: number;
-  state: 'queued' | 'running' | 'done';
-  /** Run alone (after a combined batch failed with an input error). */
-  solo: boolean;
-}
+const EMBED_KEYS = new Set(['layers', 'dims', 'pooling', 'normalize', 'outputs', 'colbertDims', 'sparseTokens', 'mcls', 'signal', 'onProgress']);
 
 const DEFAULT_HEARTBEAT = { intervalMs: 1000, timeoutMs: 30_000 };
 
@@ -163,14 +123,13 @@ export class M3Client extends EventTarget {
   private remote: Comlink.Remote<EmbedService> | null = null;
   private gen = 0;
   private starting: Promise<void> | null = null;
-  private queue: Chunk[] = [];
-  private rr = 0;
+  private readonly queue: RequestQueue;
   private inflight: { gen: number; chunks: Chunk[] } | null = null;
-  private requests = new Map<number, Req>();
-  private nextId = 1;
   private disposed = false;
-  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
-  private pingSince: number | null = null;
+  private heartbeat: Heartbeat | null = null;
+  /** Blocks the worker uploads (undefined: all); set from the memory budget, cleared when a plan goes deeper. */
+  private maxLayers: number | undefined;
+  private deepening: Promise<void> | null = null;
   private drift: DriftState = { logRatio: 0, n: 0 };
   private readonly cache: CalibrationCache;
   private sidecar: Sidecar | null = null;
@@ -178,6 +137,7 @@ export class M3Client extends EventTarget {
   private constructor(readonly options: M3ClientOptions) {
     super();
     this.cache = options.cache ?? indexedDbCache();
+    this.queue = new RequestQueue(options.chunkTexts ?? 4);
   }
 
   static async create(options: M3ClientOptions): Promise<M3Client> {
@@ -200,7 +160,7 @@ export class M3Client extends EventTarget {
 
   /** Every candidate (layers, dims) with its predicted latency, memory and quality. */
   candidates(budget: Budget = this.budget): Candidate[] {
-    return candidates(this.shape, this.quality, this.cost, budget);
+    return candidates(this.shape, this.quality, this.cost, budget, this.limits());
   }
 
   /** The Pareto set over (latency ↓, memory ↓, quality ↑), for a UI to draw. */
@@ -219,6 +179,8 @@ export class M3Client extends EventTarget {
     this.options.budget = budget;
     this.plan = plan;
     this.emit({ phase: 'replan', reason: 'budget changed', plan });
+    // A deeper plan than the uploaded blocks: upload the rest in the background (calls wait for it).
+    void this.ensureLayers(plan.layers).catch((e) => this.emit({ phase: 'recover', reason: `could not upload deeper blocks: ${String(e)}`, restarts: this.stats.restarts }));
     return plan;
   }
 
@@ -282,16 +244,19 @@ export class M3Client extends EventTarget {
         if (p.phase === 'download') this.emit({ phase: 'download', file: p.file, loaded: p.loaded, total: p.total });
         else this.emit({ phase: 'loaded', bytes: p.bytes });
       });
+      // Blocks to upload: all, unless a memory budget cannot hold them (planned from config.json alone,
+      // before any weight is fetched), or a plan already chose fewer (after a restart).
+      this.maxLayers ??= ortUrl ? undefined : await this.affordableLayers(remote);
       const [adapter, info, sidecar] = await Promise.all([
         remote.probeGpu(),
         ortUrl
           ? remote.load(this.options.model, { onnx: ortUrl, wasmPaths: this.options.ortWasmPaths } as never, onLoad)
-          : remote.load(this.options.model, { backend: (this.options.backend as 'auto' | 'webgpu' | 'cpu-ref' | undefined) ?? 'auto', weights: this.options.weights }, onLoad),
+          : remote.load(this.options.model, this.loadOptions(), onLoad),
         this.sidecar ? Promise.resolve(this.sidecar) : this.fetchSidecar(),
       ]);
       const stats = await remote.modelStats();
       if (gen !== this.gen) return;
-      const prevDevice = this.adapter ? this.deviceKey(this.adapter, this.info) : null;
+      const prevDevice = this.adapter ? deviceKey(this.adapter, this.info) : null;
       this.adapter = adapter;
       this.info = info;
       this.sidecar = sidecar;
@@ -308,6 +273,7 @@ export class M3Client extends EventTarget {
         vocab: stats?.vocab ?? 30522,
         maxPositions: stats?.maxPositions ?? info.maxTokens,
         typeVocab: stats?.typeVocab ?? 0,
+        colbertWidth: stats?.colbertWidth ?? null,
       };
       this.quality = qualityTable(this.shape, sidecar);
       if ((info.backend as string) === 'ort-wasm') {
@@ -315,7 +281,7 @@ export class M3Client extends EventTarget {
         const full = this.quality.points.filter((p) => p.layers === info.layers);
         this.quality = { ...this.quality, points: full.length ? full : qualityTable({ ...this.shape, mrlLayers: undefined, mrlDims: undefined }).points.filter((p) => p.layers === info.layers) };
       }
-      const deviceChanged = prevDevice !== null && prevDevice !== this.deviceKey(adapter, info);
+      const deviceChanged = prevDevice !== null && prevDevice !== deviceKey(adapter, info);
       if (!this.cost || prevDevice === null || deviceChanged) this.cost = await this.calibrate(remote, gen);
       if (gen !== this.gen) return;
       let plan: Plan;
@@ -339,15 +305,49 @@ export class M3Client extends EventTarget {
     return this.starting;
   }
 
+  private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
+    return { backend: (this.options.backend as 'auto' | 'webgpu' | 'cpu-ref' | undefined) ?? 'auto', weights: this.options.weights, ...(maxLayers ? { maxLayers } : {}) };
+  }
+
+  /**
+   * The deepest exit whose uploaded blocks fit the budget's memoryMB (one memory model: planAllocations),
+   * or undefined for all of them. Weight dtype before load: f16 when asked for, else the f32 upper bound.
+   */
+  private async affordableLayers(remote: Comlink.Remote<EmbedService>): Promise<number | undefined> {
+    const mem = this.budget.memoryMB;
+    if (mem === undefined) return undefined;
+    const pre = await remote.inspect(this.options.model);
+    const shape: ModelShape = { ...pre, dtype: this.options.weights === 'f16' ? 'f16' : 'f32', colbertWidth: null };
+    const T = Math.min(this.budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, pre.maxTokens);
+    let k = pre.layers;
+    while (k > 1 && engineMB(shape, k, T) + indexMB(this.budget.corpusSize, 1) > mem) k--;
+    return k < pre.layers ? k : undefined;
+  }
+
+  /**
+   * Makes sure the worker holds at least `layers` blocks: a plan or a call that goes deeper than what was
+   * uploaded reloads the model with more blocks (transactional in the worker: the old engine serves
+   * until the new one is ready; calls caught by the swap are re-run, see onBatchError).
+   */
+  private ensureLayers(layers: number): Promise<void> {
+    if (!this.info || layers <= (this.info.maxLayers ?? this.info.layers) || !this.remote) return Promise.resolve();
+    this.deepening ??= (async () => {
+      const remote = this.remote!;
+      const gen = this.gen;
+      const info = await remote.load(this.options.model, this.loadOptions(this.info.layers));
+      if (gen !== this.gen) return;
+      this.maxLayers = undefined;
+      this.info = info;
+    })().finally(() => {
+      this.deepening = null;
+      this.pump();
+    });
+    return this.deepening;
+  }
+
   /** The adapter's buffer limits, when the plan runs on WebGPU. */
   private limits(): { maxStorageBufferBindingSize?: number; maxBufferSize?: number } {
     return this.info?.backend === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {};
-  }
-
-  private deviceKey(adapter: GpuProbe, info: ModelInfo): string {
-    if (info.backend !== 'webgpu' || !adapter.ok) return `cpu|${typeof navigator !== 'undefined' ? navigator.hardwareConcurrency : 0}`;
-    const a = adapter.adapter;
-    return `${a.vendor}|${a.architecture}|${a.description}|${a.isFallbackAdapter ? 'fallback' : 'hw'}`;
   }
 
   private async fetchSidecar(): Promise<Sidecar | null> {
@@ -360,72 +360,25 @@ export class M3Client extends EventTarget {
     }
   }
 
-  /** A few lengths × a few exits, fitted to ms ≈ a + b·T·l + c·T²·l; cached per (adapter, model, dtype). */
   private async calibrate(remote: Comlink.Remote<EmbedService>, gen: number): Promise<CostModel> {
-    const info = this.info;
-    if (this.options.calibration === 'skip') {
-      this.stats.calibration = 'skipped';
-      return defaultCostModel(this.shape, info.backend, this.adapter?.ok === true && this.adapter.adapter.isFallbackAdapter);
-    }
-    const key = calibrationKey({ backend: info.backend, adapter: this.deviceKey(this.adapter!, info), model: info.source, dtype: info.dtype });
-    const hit = await this.cache.get(key).catch(() => undefined);
-    if (hit) {
-      this.stats.calibration = 'cache';
-      this.emit({ phase: 'calibrate', done: 0, total: 0, cached: true });
-      return { ...hit.cost, source: 'cache' };
-    }
-    const exits = (info.backend as string) === 'ort-wasm' ? [info.layers] : [...new Set(this.shape.mrlLayers?.length ? [Math.min(...this.shape.mrlLayers), Math.max(...this.shape.mrlLayers)] : [1, Math.ceil(info.layers / 2), info.layers])];
-    const lengths = [...new Set([8, 32, 96].map((t) => Math.min(t, info.maxTokens)))];
-    const text = (t: number) => Array.from({ length: Math.max(1, t - 2) }, (_, i) => ['the', 'quick', 'brown', 'fox', 'jumps'][i % 5]).join(' ');
-    // Warm-up (pipeline compilation, buffer pool) is not timed.
-    await remote.calibrate([{ text: text(8), layers: info.layers }]);
-    this.stats.calibrationRuns++;
-    const runs = lengths.flatMap((t) => exits.map((l) => ({ text: text(t), layers: l })));
-    const samples: CalibrationRecord['samples'] = [];
-    for (let i = 0; i < runs.length; i++) {
-      if (gen !== this.gen) throw new WorkerCrashedError('worker replaced during calibration');
-      // Best of two: the minimum is the least noisy estimate on a busy machine.
-      const [r1, r2] = await remote.calibrate([runs[i], runs[i]]);
-      this.stats.calibrationRuns += 2;
-      const best = r1.ms <= r2.ms ? r1 : r2;
-      samples.push({ tokens: best.tokens, layers: best.layers, ms: best.ms, gpuMs: best.gpuMs });
-      this.emit({ phase: 'calibrate', done: i + 1, total: runs.length, cached: false });
-    }
-    const fit = fitCostModel(samples);
-    const chars = runs.reduce((s, r) => s + r.text.length, 0);
-    const toks = samples.reduce((s, x) => s + x.tokens, 0);
-    const gpu = samples.every((s) => s.gpuMs !== null) ? samples.reduce((s, x) => s + (x.gpuMs ?? 0), 0) / samples.reduce((s, x) => s + x.ms, 0) : undefined;
-    const cost: CostModel = { ...fit, source: 'measured', timer: gpu !== undefined ? 'wall+timestamp-query' : 'wall', samples: samples.length, charsPerToken: chars / toks, gpuFraction: gpu };
-    this.stats.calibration = 'measured';
-    await this.cache.put(key, { version: 1, key, cost, samples, createdAt: Date.now() }).catch(() => undefined);
-    return cost;
+    const out = await calibrate(remote, {
+      info: this.info,
+      shape: this.shape,
+      adapter: this.adapter,
+      cache: this.cache,
+      mode: this.options.calibration ?? 'auto',
+      current: () => gen === this.gen,
+      onProgress: (p) => this.emit({ phase: 'calibrate', ...p }),
+    });
+    this.stats.calibration = out.source;
+    this.stats.calibrationRuns += out.runs;
+    return out.cost;
   }
 
   private startHeartbeat(gen: number): void {
-    this.stopHeartbeat();
-    const hb = this.options.heartbeat ?? DEFAULT_HEARTBEAT;
-    this.pingSince = null;
-    this.heartbeatTimer = setInterval(() => {
-      if (gen !== this.gen || !this.remote) return;
-      const now = performance.now();
-      if (this.pingSince !== null) {
-        if (now - this.pingSince > hb.timeoutMs) void this.recover(gen, `worker did not answer a ping in ${hb.timeoutMs} ms`);
-        return;
-      }
-      this.pingSince = now;
-      this.remote.ping().then(
-        () => {
-          if (gen === this.gen) this.pingSince = null;
-        },
-        () => void this.recover(gen, 'ping failed'),
-      );
-    }, hb.intervalMs);
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
-    this.pingSince = null;
+    this.heartbeat?.stop();
+    const remote = this.remote!;
+    this.heartbeat = new Heartbeat(this.options.heartbeat ?? DEFAULT_HEARTBEAT, () => remote.ping(), (reason) => void this.recover(gen, reason));
   }
 
   /**
@@ -435,7 +388,7 @@ export class M3Client extends EventTarget {
   private async recover(gen: number, reason: string): Promise<void> {
     if (gen !== this.gen || this.disposed) return;
     this.gen++; // results still arriving from the old worker are ignored from here on
-    this.stopHeartbeat();
+    this.heartbeat?.stop();
     this.stats.restarts++;
     this.emit({ phase: 'recover', reason, restarts: this.stats.restarts });
     this.worker?.terminate();
@@ -445,12 +398,10 @@ export class M3Client extends EventTarget {
     const back = this.inflight?.chunks ?? [];
     this.inflight = null;
     const maxRestarts = this.options.maxRestarts ?? 3;
-    const touched = new Set(back.map((c) => c.req));
+    const touched = this.queue.requeue(back);
     for (const r of touched) r.restarts++;
-    for (const c of back) if (c.state === 'running') c.state = 'queued';
-    this.queue.unshift(...back.filter((c) => c.state === 'queued' && !c.req.settled));
     for (const r of touched) {
-      if (r.restarts > maxRestarts) this.fail(r, new WorkerCrashedError(`the worker died ${r.restarts} times while this request ran`, { expected: `at most ${maxRestarts} restarts`, received: reason }));
+      if (r.restarts > maxRestarts) this.queue.fail(r, new WorkerCrashedError(`the worker died ${r.restarts} times while this request ran`, { expected: `at most ${maxRestarts} restarts`, received: reason }));
     }
     let lastError: unknown;
     for (let attempt = 0; attempt < 3 && !this.disposed; attempt++) {
@@ -466,7 +417,7 @@ export class M3Client extends EventTarget {
         this.remote = null;
       }
     }
-    for (const r of [...this.requests.values()]) this.fail(r, new WorkerCrashedError('could not restart the worker', { expected: 'a worker that loads the model', received: String(lastError), cause: lastError }));
+    this.queue.failAll(() => new WorkerCrashedError('could not restart the worker', { expected: 'a worker that loads the model', received: String(lastError), cause: lastError }));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -475,175 +426,102 @@ export class M3Client extends EventTarget {
   embed(texts: string[], opts: ClientEmbedOptions = {}): Promise<ClientEmbedResult> {
     return new Promise<ClientEmbedResult>((resolve, reject) => {
       if (this.disposed) return reject(new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'embed() after dispose()' }));
-      if (opts.signal?.aborted) return reject(cancelled(opts.signal.reason));
-      if (!Array.isArray(texts) || texts.length === 0 || texts.some((t) => typeof t !== 'string' || t.length === 0)) {
-        return reject(new InvalidInputError('texts must be a non-empty array of non-empty strings', { expected: 'string[] (non-empty strings)', received: texts }));
+      let o: RequestOptions;
+      try {
+        o = this.requestOptions(texts, opts);
+      } catch (e) {
+        return reject(e);
       }
-      const layers = opts.layers ?? this.plan.layers;
-      const dims = opts.dims ?? this.plan.dims;
-      for (const [name, v, hi] of [['layers', layers, this.info.layers], ['dims', dims, this.info.hidden]] as const) {
-        if (!Number.isInteger(v) || v < 1 || v > hi) {
-          return reject(new InvalidInputError(`option "${name}" is out of range`, { expected: `an integer in 1..${hi}`, received: v }));
-        }
-      }
-      const o = { layers, dims, pooling: opts.pooling, normalize: opts.normalize };
-      const req: Req = {
-        id: this.nextId++,
-        texts: [...texts],
-        key: JSON.stringify(o),
-        opts: o,
-        out: new Float32Array(texts.length * dims),
-        chunks: [],
-        done: 0,
-        settled: false,
-        resolve,
-        reject,
-        onProgress: opts.onProgress,
-        t0: performance.now(),
-        batches: 0,
-        restarts: 0,
-        truncated: 0,
-        backend: '',
-        dtype: '',
-        cleanup: () => undefined,
-      };
-      const per = Math.max(1, this.options.chunkTexts ?? 4);
-      for (let s = 0; s < texts.length; s += per) req.chunks.push({ req, start: s, end: Math.min(texts.length, s + per), state: 'queued', solo: false });
+      const req = this.queue.add(texts, o, { resolve, reject, onProgress: opts.onProgress });
+      if (o.layers > (this.info.maxLayers ?? this.info.layers)) void this.ensureLayers(o.layers).catch((e) => this.queue.fail(req, e));
       if (opts.signal) {
         const signal = opts.signal;
-        const onAbort = () => this.fail(req, cancelled(signal.reason));
+        const onAbort = () => this.queue.fail(req, cancelled(signal.reason));
         signal.addEventListener('abort', onAbort, { once: true });
         req.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
-      this.requests.set(req.id, req);
-      this.queue.push(...req.chunks);
       this.pump();
     });
   }
 
-  /** Settles a request with an error, once; its queued chunks are dropped. */
-  private fail(req: Req, e: unknown): void {
-    if (req.settled) return;
-    req.settled = true;
-    req.cleanup();
-    this.requests.delete(req.id);
-    this.queue = this.queue.filter((c) => c.req !== req);
-    req.reject(e);
-  }
-
-  private succeed(req: Req): void {
-    if (req.settled) return;
-    req.settled = true;
-    req.cleanup();
-    this.requests.delete(req.id);
-    req.resolve({
-      embeddings: req.out,
-      n: req.texts.length,
-      dims: req.opts.dims,
-      layers: req.opts.layers,
-      truncated: req.truncated,
-      backend: req.backend,
-      dtype: req.dtype,
-      ms: performance.now() - req.t0,
-      batches: req.batches,
-      restarts: req.restarts,
-    });
+  /**
+   * Validates a call on the main thread, before anything is queued: the worker's engine validates
+   * again with the same rules (src/engine/options.ts), so both sides reject the same calls.
+   */
+  private requestOptions(texts: string[], opts: ClientEmbedOptions): RequestOptions {
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidInputError('embed options must be an object', { expected: '{ layers?, dims?, outputs?, ... }', received: opts });
+    for (const k of Object.keys(opts)) if (!EMBED_KEYS.has(k)) throw new InvalidInputError(`unknown option "${k}"`, { expected: [...EMBED_KEYS].join(', '), received: k });
+    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new InvalidInputError('option "signal" must be an AbortSignal', { expected: 'AbortSignal', received: opts.signal });
+    if (opts.signal?.aborted) throw cancelled(opts.signal.reason);
+    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new InvalidInputError('option "onProgress" must be a function', { expected: 'a function', received: opts.onProgress });
+    if (!Array.isArray(texts) || texts.length === 0) throw new InvalidInputError('texts must be a non-empty array of strings', { expected: 'string[] with at least one string', received: texts });
+    for (let i = 0; i < texts.length; i++) {
+      if (typeof texts[i] !== 'string' || texts[i].length === 0) throw new InvalidInputError(`texts[${i}] is not a non-empty string`, { expected: 'a non-empty string', received: texts[i] });
+    }
+    const layers = opts.layers ?? this.plan.layers;
+    const dims = opts.dims ?? this.plan.dims;
+    for (const [name, v, hi] of [['layers', layers, this.info.layers], ['dims', dims, this.info.hidden]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > hi) throw new InvalidInputError(`option "${name}" is out of range`, { expected: `an integer in 1..${hi}`, received: v });
+    }
+    const outputs = opts.outputs ?? ['dense'];
+    if (!Array.isArray(outputs) || outputs.length === 0 || !outputs.every((k) => k === 'dense' || k === 'sparse' || k === 'colbert')) {
+      throw new InvalidInputError('option "outputs" must be a non-empty list', { expected: 'a subset of dense, sparse, colbert', received: JSON.stringify(outputs) });
+    }
+    if ((outputs.includes('sparse') || outputs.includes('colbert')) && !this.info.hasBgeM3Heads) {
+      throw new InvalidInputError('sparse and colbert outputs need a model with BGE-M3 heads', { expected: "outputs: ['dense'] for this model", received: JSON.stringify(outputs) });
+    }
+    if (opts.colbertDims !== undefined && !outputs.includes('colbert')) throw new InvalidInputError('option "colbertDims" needs ColBERT output', { expected: "outputs including 'colbert'", received: JSON.stringify(outputs) });
+    const o: RequestOptions = { layers, dims, outputs: [...new Set(outputs)].sort() as RequestOptions['outputs'] };
+    if (opts.pooling !== undefined) o.pooling = opts.pooling;
+    if (opts.normalize !== undefined) o.normalize = opts.normalize;
+    if (opts.colbertDims !== undefined) o.colbertDims = opts.colbertDims;
+    if (opts.sparseTokens !== undefined) o.sparseTokens = opts.sparseTokens;
+    if (opts.mcls !== undefined) o.mcls = opts.mcls;
+    return o;
   }
 
   /**
-   * Fair batching: one slice from each waiting request in turn (round-robin over requests, FIFO within
-   * one), all with the same options, until the batch holds maxBatchTexts texts or ~plan.maxBatchTokens.
+   * FlagEmbedding's compute_score for one query against one or more passages: dense, sparse, colbert,
+   * sparse+dense and colbert+sparse+dense (each a weighted sum over the weights used, divided by their
+   * sum). Needs BGE-M3 heads; weights default to [1, 1, 1] for [dense, sparse, colbert].
    */
-  private nextBatch(): Chunk[] {
-    this.queue = this.queue.filter((c) => c.state === 'queued' && !c.req.settled);
-    if (!this.queue.length) return [];
-    const byReq = new Map<Req, Chunk[]>();
-    for (const c of this.queue) (byReq.get(c.req) ?? byReq.set(c.req, []).get(c.req)!).push(c);
-    const reqs = [...byReq.keys()];
-    const start = this.rr % reqs.length;
-    const order = [...reqs.slice(start), ...reqs.slice(0, start)];
-    const first = byReq.get(order[0])![0];
-    this.rr = start + 1;
-    if (first.solo) return [first];
-    const maxTexts = this.options.maxBatchTexts ?? 32;
-    const maxTokens = this.plan.maxBatchTokens;
-    const tokensOf = (c: Chunk) => c.req.texts.slice(c.start, c.end).reduce((s, t) => s + Math.ceil(t.length / this.cost.charsPerToken) + 2, 0);
-    const batch = [first];
-    let texts = first.end - first.start;
-    let tokens = tokensOf(first);
-    for (let round = 0, added = true; added; round++) {
-      added = false;
-      for (const r of order) {
-        const c = byReq.get(r)!.filter((x) => !batch.includes(x) && !x.solo)[0];
-        if (!c || c.req.key !== first.req.key) continue;
-        const n = c.end - c.start;
-        const t = tokensOf(c);
-        if (texts + n > maxTexts || tokens + t > maxTokens) continue;
-        batch.push(c);
-        texts += n;
-        tokens += t;
-        added = true;
-      }
-    }
-    return batch;
+  async score(query: string, passages: string | string[], weights: [number, number, number] = [1, 1, 1], opts: { layers?: number; dims?: number; signal?: AbortSignal } = {}): Promise<M3Scores[]> {
+    const list = typeof passages === 'string' ? [passages] : passages;
+    const r = await this.embed([query, ...list], { ...opts, outputs: ['dense', 'sparse', 'colbert'] });
+    const part = (i: number) => ({ dense: r.embeddings.subarray(i * r.dims, (i + 1) * r.dims), sparse: r.sparse![i], colbert: r.colbert![i] });
+    return list.map((_, j) => computeScore(part(0), part(j + 1), weights));
   }
 
   private pump(): void {
-    if (this.disposed || this.inflight || this.starting || !this.remote) return;
-    const batch = this.nextBatch();
+    if (this.disposed || this.inflight || this.starting || this.deepening || !this.remote) return;
+    const batch = this.queue.next(this.options.maxBatchTexts ?? 32, this.info.maxLayers ?? this.info.layers);
     if (!batch.length) return;
     const gen = this.gen;
     const remote = this.remote;
-    for (const c of batch) c.state = 'running';
     this.inflight = { gen, chunks: batch };
     const texts = batch.flatMap((c) => c.req.texts.slice(c.start, c.end));
-    const opts = batch[0].req.opts;
+    const { layers, dims, ...rest } = batch[0].req.opts;
     this.stats.workerCalls++;
     const t0 = performance.now();
-    remote
-      .embed(texts, { layers: opts.layers, dims: opts.dims, ...(opts.pooling ? { pooling: opts.pooling } : {}), ...(opts.normalize !== undefined ? { normalize: opts.normalize } : {}) })
-      .then(
-        (r) => {
-          if (gen !== this.gen) return; // a replaced worker's late answer
-          this.inflight = null;
-          this.onBatchResult(batch, r, performance.now() - t0);
-          this.pump();
-        },
-        (e) => {
-          if (gen !== this.gen) return;
-          void this.onBatchError(gen, batch, e);
-        },
-      );
-  }
-
-  private onBatchResult(batch: Chunk[], r: EmbedResult, ms: number): void {
-    let row = 0;
-    for (const c of batch) {
-      const n = c.end - c.start;
-      const req = c.req;
-      req.batches++;
-      if (!req.settled && c.state === 'running') {
-        req.out.set(r.embeddings.subarray(row * r.dims, (row + n) * r.dims), c.start * r.dims);
-        c.state = 'done';
-        req.done++;
-        req.backend = r.backend;
-        req.dtype = r.dtype;
-        req.onProgress?.({ done: req.done, total: req.chunks.length });
-        if (req.done === req.chunks.length) this.succeed(req);
-      }
-      row += n;
-    }
-    if (r.truncated) {
-      // r.truncated counts the whole call: attribute it to texts whose estimated length passes the limit.
-      for (const c of batch) c.req.truncated += c.req.texts.slice(c.start, c.end).filter((t) => t.length / this.cost.charsPerToken + 2 > this.info.maxTokens).length;
-    }
-    this.observe(batch, ms);
+    remote.embed(texts, { layers, dims, ...rest }).then(
+      (r) => {
+        if (gen !== this.gen) return; // a replaced worker's late answer
+        this.inflight = null;
+        this.queue.deliver(batch, r);
+        this.observe(batch[0].req.opts.layers, r, performance.now() - t0);
+        this.pump();
+      },
+      (e) => {
+        if (gen !== this.gen) return;
+        void this.onBatchError(gen, batch, e);
+      },
+    );
   }
 
   /** Drift check: the measured batch time against the cost model; far off for long → scale and re-plan. */
-  private observe(batch: Chunk[], ms: number): void {
-    const toks = batch.flatMap((c) => c.req.texts.slice(c.start, c.end).map((t) => Math.min(this.info.maxTokens, Math.ceil(t.length / this.cost.charsPerToken) + 2)));
-    const predicted = predictBatchMs(this.cost, toks, batch[0].req.opts.layers);
+  private observe(layers: number, r: EmbedResult, ms: number): void {
+    if (!r.tokens?.length) return;
+    const predicted = predictBatchMs(this.cost, [...r.tokens], layers);
     const d = updateDrift(this.drift, ms, predicted);
     this.drift = d.state;
     if (!d.replan) return;
@@ -659,6 +537,13 @@ export class M3Client extends EventTarget {
   }
 
   private async onBatchError(gen: number, batch: Chunk[], e: unknown): Promise<void> {
+    if ((e as { name?: string })?.name === 'EngineReplacedError') {
+      // The worker swapped engines under this call (a deeper reload): nothing was returned; run it again.
+      this.inflight = null;
+      this.queue.requeue(batch);
+      this.pump();
+      return;
+    }
     // Is the worker still healthy (an input error) or did its device go (lost → engine gone)?
     let healthy = false;
     if (isInputError(e)) {
@@ -672,16 +557,9 @@ export class M3Client extends EventTarget {
     if (gen !== this.gen) return;
     if (!healthy) return this.recover(gen, `worker call failed: ${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? String(e)}`);
     this.inflight = null;
-    if (batch.length > 1) {
-      // One request's input broke a shared batch: re-run each slice alone so only that request fails.
-      for (const c of batch) {
-        c.state = 'queued';
-        c.solo = true;
-      }
-      this.queue.unshift(...batch);
-    } else {
-      this.fail(batch[0].req, e);
-    }
+    // One request's input broke a shared batch: re-run each slice alone so only that request fails.
+    if (batch.length > 1) this.queue.isolate(batch);
+    else this.queue.fail(batch[0].req, e);
     this.pump();
   }
 
@@ -704,16 +582,16 @@ export class M3Client extends EventTarget {
   }
 
   get pending(): number {
-    return this.requests.size;
+    return this.queue.size;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.gen++;
-    this.stopHeartbeat();
-    for (const r of [...this.requests.values()]) this.fail(r, new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'dispose() while pending' }));
-    this.queue = [];
+    this.heartbeat?.stop();
+    this.queue.failAll(() => new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'dispose() while pending' }));
+    this.queue.clear();
     this.worker?.terminate();
     this.worker = null;
     this.remote = null;

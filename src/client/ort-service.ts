@@ -53,6 +53,7 @@ export class OrtEmbedService {
       hasBgeM3Heads: false,
       backend: 'ort-wasm',
       dtype: 'f32',
+      maxLayers: c.num_hidden_layers,
     };
   }
 
@@ -86,7 +87,8 @@ export class OrtEmbedService {
       const rows = truncateAndNormalize(pooled, batch.B, H, { dims, normalize: opts.normalize ?? model.pooling.normalize, layerNormBeforeTruncate: model.pooling.layerNormBeforeTruncate });
       out.set(rows, s * dims);
     }
-    return { embeddings: out, n: valid.length, dims, layers: c.num_hidden_layers, truncated: enc.truncated.filter(Boolean).length, backend: 'ort-wasm', dtype: 'f32', ms: performance.now() - t0 };
+    const truncatedRows = enc.truncated.flatMap((t, i) => (t ? [i] : []));
+    return { embeddings: out, n: valid.length, dims, layers: c.num_hidden_layers, truncated: truncatedRows.length, truncatedRows, tokens: Uint32Array.from(enc.ids, (s) => s.length), backend: 'ort-wasm', dtype: 'f32', ms: performance.now() - t0 };
   }
 
   ping(): { loaded: boolean; backend: string | null } {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { planAllocations } from '../engine/memory-plan.ts';
 import { BudgetError } from './errors.ts';
 import {
-  activationMB,
   candidates,
   choosePlan,
   defaultCostModel,
@@ -12,7 +12,8 @@ import {
   predictMs,
   qualityTable,
   updateDrift,
-  weightsMB,
+  engineMB,
+  DEFAULT_TOKENS_PER_QUERY,
   type Budget,
   type Candidate,
   type CostModel,
@@ -27,7 +28,7 @@ const m3bert: ModelShape = {
 const bertBase: ModelShape = { family: 'bert', layers: 12, hidden: 768, heads: 12, intermediate: 3072, vocab: 30522, maxPositions: 512, typeVocab: 2, maxTokens: 512, dtype: 'f32' };
 const m3tiny: ModelShape = { family: 'm3bert', layers: 3, hidden: 40, heads: 5, intermediate: 108, vocab: 8002, maxPositions: 512, typeVocab: 0, maxTokens: 512, dtype: 'f32', mrlLayers: [1, 2, 3], mrlDims: [8, 16, 40] };
 
-const cost: CostModel = { a: 2, b: 0.002, c: 0.00001, source: 'measured', timer: 'wall', samples: 9, charsPerToken: 4 };
+const cost: CostModel = { a: 2, b: 0.002, c: 0.00001, source: 'measured', timer: 'wall', samples: 9 };
 
 describe('quality', () => {
   it('default curve passes through the cited anchor points', () => {
@@ -69,15 +70,27 @@ describe('cost model fit', () => {
   });
 });
 
-describe('memory model', () => {
-  it('counts weights by dtype and layers run', () => {
-    const full = weightsMB(bertBase, 12);
-    // bert-base ≈ 109 M parameters ≈ 417 MiB in f32.
+describe('memory model (one model: the engine\'s planAllocations)', () => {
+  const cfg = { family: 'bert' as const, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, vocab_size: 30522, max_position_embeddings: 512, type_vocab_size: 2 };
+  const limits = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
+
+  it('a plan\'s memory is exactly what planAllocations charges for its uploaded blocks and one query batch', () => {
+    for (const [layers, dtype] of [[12, 'f32'], [4, 'f32'], [12, 'f16x2'], [7, 'f16']] as const) {
+      const want = planAllocations(cfg, { tokens: 32, batch: 1, storage: dtype === 'f32' ? 'f32' : 'f16', limits, layers, colbertWidth: null }).totalBytes / 2 ** 20;
+      expect(engineMB({ ...bertBase, dtype }, layers, 32, limits)).toBe(want);
+    }
+    const p = choosePlan(bertBase, qualityTable(bertBase), cost, {}, 'webgpu', limits);
+    expect(p.memoryMB).toBe(planAllocations(cfg, { tokens: DEFAULT_TOKENS_PER_QUERY, batch: 1, storage: 'f32', limits, layers: p.layers }).totalBytes / 2 ** 20);
+  });
+
+  it('counts weights by dtype and by blocks uploaded', () => {
+    const full = engineMB(bertBase, 12, 1);
+    // bert-base ≈ 109 M parameters ≈ 417 MiB in f32 (plus one token's activations).
     expect(full).toBeGreaterThan(400);
     expect(full).toBeLessThan(430);
-    expect(weightsMB({ ...bertBase, dtype: 'f16' }, 12)).toBeCloseTo(full / 2, 6);
-    expect(weightsMB(bertBase, 6)).toBeLessThan(full);
-    expect(activationMB(bertBase, 2048, 32)).toBeGreaterThan(activationMB(bertBase, 1024, 32));
+    expect(engineMB({ ...bertBase, dtype: 'f16' }, 12, 1)).toBeLessThan(full / 2 + 1);
+    expect(engineMB(bertBase, 4, 1)).toBeLessThan(full);
+    expect(engineMB(bertBase, 12, 2048)).toBeGreaterThan(engineMB(bertBase, 12, 1024));
   });
 });
 
@@ -149,8 +162,7 @@ describe('planner', () => {
 
   it('memory budgets shrink maxBatchTokens before anything else', () => {
     const q = qualityTable(bertBase);
-    const w = weightsMB(bertBase, 12);
-    const p = choosePlan(bertBase, q, cost, { memoryMB: w + activationMB(bertBase, 1024, 32) + 0.01 });
+    const p = choosePlan(bertBase, q, cost, { memoryMB: engineMB(bertBase, 12, 1024) + 0.01 });
     expect(p.layers).toBe(12);
     expect(p.maxBatchTokens).toBe(1024);
   });

@@ -15,6 +15,7 @@
  *             (m3BERT's mrl_layers × mrl_dims) or on a generic grid.
  */
 import { BudgetError } from './errors.ts';
+import { activationRowBytes, planAllocations, type MemoryShape } from '../engine/memory-plan.ts';
 
 export interface Budget {
   /** Latency of one query of `tokensPerQuery` tokens, in ms. */
@@ -38,8 +39,6 @@ export interface CostModel {
   /** How the calibration runs were timed. */
   timer: 'wall' | 'wall+timestamp-query' | 'none';
   samples: number;
-  /** Characters per token seen during calibration (to estimate tokens on the main thread). */
-  charsPerToken: number;
   /** Share of wall time the GPU was busy (timestamp-query), when measured. */
   gpuFraction?: number;
 }
@@ -65,6 +64,8 @@ export interface ModelShape {
   dtype: string;
   mrlLayers?: number[];
   mrlDims?: number[];
+  /** ColBERT head width when the model has BGE-M3 heads (their weights and activations count too). */
+  colbertWidth?: number | null;
 }
 
 export interface QualityPoint {
@@ -180,7 +181,6 @@ export function defaultCostModel(shape: ModelShape, backend: string, isFallbackA
     source: 'default',
     timer: 'none',
     samples: 0,
-    charsPerToken: 4,
   };
 }
 
@@ -232,25 +232,29 @@ export function fitCostModel(samples: readonly CostSample[]): Pick<CostModel, 'a
 // ---------------------------------------------------------------------------------------------
 // Memory
 
-export function bytesPerWeight(dtype: string): number {
-  return dtype === 'f32' ? 4 : 2; // 'f16' and 'f16x2' (f16 pairs packed in u32) both store 2 bytes a weight
+/** The engine's storage for a shader dtype: 'f16' and 'f16x2' (f16 pairs packed in u32) both store 2 bytes a weight. */
+export function storageOf(dtype: string): 'f32' | 'f16' {
+  return dtype === 'f32' ? 'f32' : 'f16';
 }
 
-/** Weights needed to run the first `layers` blocks: embeddings + blocks (+ biases and norms), by dtype. */
-export function weightsMB(shape: ModelShape, layers: number): number {
-  const H = shape.hidden;
-  const embed = (shape.vocab + (shape.family === 'm3bert' ? shape.maxPositions : shape.maxPositions + shape.typeVocab)) * H;
-  const block = blockMacsPerToken(shape) + 4 * H + 2 * shape.intermediate + 4 * H; // matrices + biases + norms
-  return ((embed + layers * block) * bytesPerWeight(shape.dtype)) / MiB;
-}
+const UNBOUNDED = { maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER, maxBufferSize: Number.MAX_SAFE_INTEGER };
 
 /**
- * f32 activations per token of one batch, live at once inside a block (buffers are reused across
- * layers): hidden + residual + QKV + attention output (6H), the FFN's intermediate (2I, SwiGLU's gate
- * and up), and one row of attention scores per head (heads·T).
+ * The engine's own allocation plan (src/engine/memory-plan.ts) for a plan that uploads `layers` blocks
+ * and runs one batch of `batchTokens` padded tokens: the weights actually uploaded plus the activations
+ * actually allocated (pool size classes), in MiB. The one memory model the planner and the engine share.
  */
-export function activationMB(shape: ModelShape, batchTokens: number, seqLen: number): number {
-  return (batchTokens * (6 * shape.hidden + 2 * shape.intermediate + shape.heads * seqLen) * 4) / MiB;
+export function engineMB(shape: ModelShape, layers: number, batchTokens: number, limits: DeviceLimits = {}): number {
+  const cfg = { family: shape.family as MemoryShape['family'], hidden_size: shape.hidden, intermediate_size: shape.intermediate, num_hidden_layers: shape.layers, vocab_size: shape.vocab, max_position_embeddings: shape.maxPositions, type_vocab_size: shape.typeVocab };
+  const plan = planAllocations(cfg, {
+    tokens: batchTokens,
+    batch: 1,
+    storage: storageOf(shape.dtype),
+    limits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? UNBOUNDED.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize ?? UNBOUNDED.maxBufferSize },
+    colbertWidth: shape.colbertWidth ?? null,
+    layers,
+  });
+  return plan.totalBytes / MiB;
 }
 
 export function indexMB(corpusSize: number | undefined, dims: number): number {
@@ -260,14 +264,14 @@ export function indexMB(corpusSize: number | undefined, dims: number): number {
 // ---------------------------------------------------------------------------------------------
 // Candidates, frontier, plan
 
-export function candidates(shape: ModelShape, quality: QualityTable, cost: Pick<CostModel, 'a' | 'b' | 'c'>, budget: Budget = {}): Candidate[] {
+export function candidates(shape: ModelShape, quality: QualityTable, cost: Pick<CostModel, 'a' | 'b' | 'c'>, budget: Budget = {}, limits: DeviceLimits = {}): Candidate[] {
   const T = Math.min(budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, shape.maxTokens);
   const trained = quality.source !== 'default-curve';
   return quality.points.map((p) => ({
     ...p,
     trained,
     latencyMs: predictMs(cost, T, p.layers),
-    memoryMB: weightsMB(shape, p.layers) + activationMB(shape, T, T) + indexMB(budget.corpusSize, p.dims),
+    memoryMB: engineMB(shape, p.layers, T, limits) + indexMB(budget.corpusSize, p.dims),
   }));
 }
 
@@ -315,10 +319,10 @@ export interface DeviceLimits {
 export function chooseMaxBatchTokens(shape: ModelShape, c: Candidate, budget: Budget, limits: DeviceLimits = {}): number {
   const T = Math.min(budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, shape.maxTokens);
   const binding = Math.min(limits.maxStorageBufferBindingSize ?? Infinity, limits.maxBufferSize ?? Infinity);
-  const rowBytes = Math.max(shape.intermediate, 3 * shape.hidden) * 4;
-  const left = budget.memoryMB === undefined ? Infinity : budget.memoryMB - weightsMB(shape, c.layers) - indexMB(budget.corpusSize, c.dims);
+  const rowBytes = activationRowBytes({ family: shape.family as MemoryShape['family'], hidden_size: shape.hidden, intermediate_size: shape.intermediate }, shape.colbertWidth ?? null);
+  const left = budget.memoryMB === undefined ? Infinity : budget.memoryMB - indexMB(budget.corpusSize, c.dims);
   let n = MAX_BATCH_TOKENS;
-  while (n > T && (activationMB(shape, n, T) > left || n * rowBytes > binding)) n /= 2;
+  while (n > T && (engineMB(shape, c.layers, n, limits) > left || n * rowBytes > binding)) n /= 2;
   return Math.max(n, T);
 }
 
@@ -329,7 +333,7 @@ export function chooseMaxBatchTokens(shape: ModelShape, c: Candidate, budget: Bu
  */
 export function choosePlan(shape: ModelShape, quality: QualityTable, cost: CostModel, budget: Budget = {}, backend = 'webgpu', limits: DeviceLimits = {}): Plan {
   validateBudget(budget);
-  const cands = candidates(shape, quality, cost, budget);
+  const cands = candidates(shape, quality, cost, budget, limits);
   const feasible = cands.filter((c) => violations(c, budget).length === 0);
   if (!feasible.length) {
     const cheap = cheapest(cands);

@@ -9,6 +9,7 @@ import { insertMcls } from './mcls.ts';
 import type { WeightStorage } from './gpu-weights.ts';
 import { KERNEL_SCHEDULES, type KernelSchedule } from '../gpu/kernel.ts';
 import { resolveEmbedOptions, type EmbedOptions } from './options.ts';
+import { applyModules, encoderOptions, moduleConfig, resolvePrompt } from './modules.ts';
 import { resolveOutputs, type OutputOptions } from './outputs.ts';
 import { combineTokenWeights, type SparseVector } from '../reference/heads.ts';
 
@@ -28,7 +29,10 @@ export interface EngineOptions {
   schedule?: KernelSchedule;
 }
 
-export type EngineRequest = EmbedOptions & OutputOptions;
+export type EngineRequest = EmbedOptions & OutputOptions & {
+  /** A prompt name of the model ('query', 'passage', ...) or literal text, prepended before tokenisation (src/engine/modules.ts). */
+  prompt?: string;
+};
 
 /** One text's ColBERT vectors: (count, dim) row-major, count = tokens − 1 (CLS dropped, </s> kept). */
 export interface ColbertBlock {
@@ -49,6 +53,10 @@ export interface EngineEmbedding {
   layers: number;
   /** How many texts were cut to the model's maximum length. */
   truncated: number;
+  /** Tokens each text became (after truncation and MCLS), counted by the model's own tokenizer. */
+  tokens: Uint32Array;
+  /** Indices of the texts that were cut to the model's maximum length. */
+  truncatedRows: number[];
   /** GPU batches run for this call. */
   batches: number;
 }
@@ -131,13 +139,15 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
   }
 
   private async run(texts: readonly string[], options: EngineRequest): Promise<EngineEmbedding> {
-    const { outputs, colbertDims, sparseTokens, ...embedOpts } = options;
+    const { outputs, colbertDims, sparseTokens, prompt, ...embedOpts } = options;
     const want = resolveOutputs({ outputs, colbertDims, sparseTokens }, this.encoder.colbertWidth);
-    const o = resolveEmbedOptions(this.model.config, this.model.pooling, embedOpts);
+    // sentence-transformers modules (src/engine/modules.ts): dims count the last Dense layer's output; prompts prefix the texts.
+    const o = resolveEmbedOptions(moduleConfig(this.model), this.model.pooling, embedOpts);
+    const promptText = resolvePrompt(this.model, prompt);
     if (o.layers > this.encoder.maxLayers) {
       throw new InvalidInputError('option "layers" exceeds the blocks this engine loaded', { expected: `at most ${this.encoder.maxLayers} (created with maxLayers)`, received: o.layers });
     }
-    const valid = validateTexts(texts);
+    const valid = promptText ? validateTexts(texts).map((t) => promptText + t) : validateTexts(texts);
     const tok = this.model.tokenizer;
     const enc = tok.encode(valid, this.model.config.max_tokens);
     if (o.mcls) {
@@ -168,7 +178,8 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
       this.checkAlive();
       const batch = padBatch(idx.map((i) => enc.ids[i]), tok.padId);
       const T = batch.T;
-      const r = await this.encoder.embedBatch(batch, idx.map((i) => lengths[i]), o, want);
+      const r = await this.encoder.embedBatch(batch, idx.map((i) => lengths[i]), encoderOptions(this.model, o), want);
+      if (r.dense) r.dense = applyModules(this.model, r.dense, idx.length, o);
       // The encoder may have been destroyed while this batch was on the device: its rows are not trusted.
       this.checkAlive();
       idx.forEach((i, row) => {
@@ -185,7 +196,8 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
         }
       });
     }
-    return { embeddings: dense, sparse, colbert, n: valid.length, dims: o.dims, layers: o.layers, truncated: enc.truncated.filter(Boolean).length, batches: batches.length };
+    const truncatedRows = enc.truncated.flatMap((t, i) => (t ? [i] : []));
+    return { embeddings: dense, sparse, colbert, n: valid.length, dims: o.dims, layers: o.layers, truncated: truncatedRows.length, tokens: Uint32Array.from(lengths), truncatedRows, batches: batches.length };
   }
 
   destroy(): void {

@@ -35,20 +35,25 @@ export function rowChunks(rows: number, rowBytes: number, limit: number): { row0
   return out;
 }
 
+/** The config sizes memory depends on (EncoderConfig has them; the planner builds one from ModelInfo). */
+export type MemoryShape = Pick<EncoderConfig, 'family' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'vocab_size' | 'max_position_embeddings' | 'type_vocab_size'>;
+
 /** Widest per-token activation row in bytes: qkv (3H), FFN (I, or gate|up 2I for m3BERT), ColBERT projection. */
-export function activationRowBytes(cfg: EncoderConfig, colbertWidth: number | null): number {
+export function activationRowBytes(cfg: Pick<EncoderConfig, 'family' | 'hidden_size' | 'intermediate_size'>, colbertWidth: number | null): number {
   return 4 * Math.max(3 * cfg.hidden_size, cfg.family === 'm3bert' ? 2 * cfg.intermediate_size : cfg.intermediate_size, colbertWidth ?? 0);
 }
 
 /**
  * The engine's allocation plan for one batch of `tokens` padded tokens in `batch` sequences, computed
  * from the same shapes GpuEncoder allocates (weights uploaded once; activations per batch from the
- * pool). Large weight tables are split into row chunks that each fit one binding.
+ * pool). Large weight tables are split into row chunks that each fit one binding. `layers`: the blocks
+ * uploaded (EngineOptions.maxLayers; default all). This is the one memory model: the client's planner
+ * charges exactly these bytes for a plan.
  */
-export function planAllocations(cfg: EncoderConfig, o: { tokens: number; batch: number; storage: WeightStorage; limits: BufferLimits; colbertWidth?: number | null }): AllocationPlan {
+export function planAllocations(cfg: MemoryShape, o: { tokens: number; batch: number; storage: WeightStorage; limits: BufferLimits; colbertWidth?: number | null; layers?: number }): AllocationPlan {
   const H = cfg.hidden_size;
   const I = cfg.intermediate_size;
-  const L = cfg.num_hidden_layers;
+  const L = o.layers ?? cfg.num_hidden_layers;
   const m3 = cfg.family === 'm3bert';
   const el = o.storage === 'f32' ? 4 : 2;
   const bind = Math.min(o.limits.maxStorageBufferBindingSize, o.limits.maxBufferSize);

@@ -26,7 +26,7 @@ export interface ResolvedEmbedOptions {
   mcls?: number;
 }
 
-const KNOWN = new Set(['layers', 'dims', 'pooling', 'normalize', 'mcls', 'outputs', 'colbertDims', 'sparseTokens', 'signal', 'onProgress']);
+const KNOWN = new Set(['layers', 'dims', 'pooling', 'normalize', 'mcls', 'outputs', 'colbertDims', 'sparseTokens', 'signal', 'onProgress', 'prompt']);
 
 function intInRange(name: string, v: unknown, lo: number, hi: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {

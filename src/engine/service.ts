@@ -1,10 +1,12 @@
 import { describeAdapter, requestAdapter, type AdapterReport } from '../gpu/adapter.ts';
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
-import { GpuUnavailableError, InvalidInputError } from '../errors.ts';
-import { loadModel, type LoadProgress } from '../model/load.ts';
-import { ReferenceEncoder } from '../reference/model.ts';
+import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
+import { loadModel, type LoadedModel, type LoadProgress } from '../model/load.ts';
+import { parseConfig } from '../model/config.ts';
+import { fetchModelFile, resolveModelSource } from '../model/source.ts';
+import type { BackendKind } from './backend.ts';
+import { CpuReferenceBackend } from './reference-backend.ts';
 import { Engine, type EngineEmbedding, type EngineOptions, type EngineRequest } from './engine.ts';
-import { resolveOutputs } from './outputs.ts';
 
 export interface ModelInfo {
   source: string;
@@ -22,23 +24,17 @@ export interface ModelInfo {
   backend: Backend;
   /** Weight dtype inside the shaders ('f32', 'f16', or 'f16x2' = f16 pairs packed in u32), or 'f32' on the CPU. */
   dtype: string;
+  /** Blocks the backend holds (a plan that never runs deeper uploads fewer: EngineOptions.maxLayers). */
+  maxLayers: number;
 }
 
 /** 'ort-wasm' is the client's onnxruntime-web fallback (src/client/ort-service.ts), same surface. */
-export type Backend = 'webgpu' | 'cpu-ref' | 'ort-wasm';
+export type Backend = BackendKind;
 
-export interface EmbedResult {
-  /** (n, dims) row-major; transferred, not copied, across the worker boundary. Empty without 'dense'. */
-  embeddings: Float32Array;
-  /** BGE-M3 lexical weights per text, when outputs include 'sparse'. */
-  sparse?: EngineEmbedding['sparse'];
-  /** BGE-M3 ColBERT vectors per text, when outputs include 'colbert'. */
-  colbert?: EngineEmbedding['colbert'];
-  n: number;
-  dims: number;
-  layers: number;
-  truncated: number;
+/** One embed call's result as the worker returns it: the engine's outputs plus which backend computed them. */
+export interface EmbedResult extends Omit<EngineEmbedding, 'batches'> {
   backend: Backend;
+  /** The dtype of the backend this call ran on (not of a model loaded since). */
   dtype: string;
   ms: number;
 }
@@ -46,98 +42,141 @@ export interface EmbedResult {
 export interface LoadOptions extends EngineOptions {
   /** 'auto' uses WebGPU when an adapter is granted, else the CPU reference. */
   backend?: 'auto' | Backend;
+  /** Cancels the download and the upload; the model that was serving keeps serving. */
+  signal?: AbortSignal;
+  /** A download that delivers no byte for this long fails with StallTimeoutError (default: the loader's). */
+  stallTimeoutMs?: number;
+  /** Keep the JS copies of the weights after the GPU upload (default false: they are released). */
+  keepWeights?: boolean;
+}
+
+/** Model sizes read from config.json (EmbedService.inspect). */
+export interface ModelShapeInfo {
+  family: string;
+  layers: number;
+  hidden: number;
+  heads: number;
+  intermediate: number;
+  vocab: number;
+  maxPositions: number;
+  typeVocab: number;
+  maxTokens: number;
+  mrlLayers?: number[];
+  mrlDims?: number[];
 }
 
 export type GpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; reason: string };
 
+/** The loaded model as the service serves it: one backend, its description, and its generation. */
+interface Serving {
+  gen: number;
+  backend: Engine | CpuReferenceBackend;
+  info: ModelInfo;
+  model: LoadedModel;
+}
+
 /**
  * What the worker exposes. Kept free of comlink so Node tests drive it directly; the worker file
  * only wires it.
+ *
+ * Loads are transactional: the new backend is built completely, then swapped in; if anything fails
+ * (bad file, abort, stall) everything it allocated is destroyed and the old model keeps serving.
+ * Each embed call holds the backend it started on: it either finishes there (and reports that
+ * backend's dtype) or rejects with EngineReplacedError / EngineDestroyedError, never mixing models.
  */
 export class EmbedService {
-  private engine: Engine | null = null;
-  private cpu: ReferenceEncoder | null = null;
+  private serving: Serving | null = null;
   private runtime: GpuRuntime | null = null;
+  private gen = 0;
+  private loadAbort: AbortController | null = null;
+
+  /** `gpu`: the WebGPU entry point (default navigator.gpu; Node passes the `webgpu` package's). */
+  constructor(private readonly opts: { gpu?: GPU } = {}) {}
 
   async probeGpu(): Promise<GpuProbe> {
-    const r = await requestAdapter();
+    const r = await requestAdapter(this.opts.gpu);
     return r.adapter ? { ok: true, adapter: describeAdapter(r.adapter) } : { ok: false, reason: r.reason };
   }
 
   private async gpu(): Promise<GpuRuntime> {
     if (this.runtime) return this.runtime;
-    const r = await requestAdapter();
+    const r = await requestAdapter(this.opts.gpu);
     if (!r.adapter) throw new GpuUnavailableError('WebGPU is not available', { expected: 'a WebGPU adapter', received: r.reason });
-    this.runtime = new GpuRuntime(await createDevice(r.adapter));
-    void this.runtime.lost.then(() => {
-      this.runtime = null;
-      this.engine = null;
+    const rt = new GpuRuntime(await createDevice(r.adapter));
+    this.runtime = rt;
+    void rt.lost.then(() => {
+      if (this.runtime === rt) this.runtime = null;
+      // The GPU engine is gone with its device: calls on it reject (EngineDestroyedError), ping() says unloaded.
+      if (this.serving?.backend instanceof Engine) {
+        this.serving.backend.destroy();
+        this.serving = null;
+      }
     });
-    return this.runtime;
+    return rt;
+  }
+
+  /** Cancels the load in progress, if any (comlink cannot carry an AbortSignal into the worker). */
+  cancelLoad(): boolean {
+    if (!this.loadAbort) return false;
+    this.loadAbort.abort(new AbortError('load() was cancelled', { expected: 'a load that runs to the end', received: 'cancelLoad()' }));
+    return true;
   }
 
   async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
-    const backend = opts.backend ?? 'auto';
+    if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
+    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, ...engineOpts } = opts;
     if (!['auto', 'webgpu', 'cpu-ref'].includes(backend)) throw new InvalidInputError('unknown backend', { expected: '"auto", "webgpu" or "cpu-ref"', received: backend });
-    const loaded = await loadModel(model, { onProgress });
-    this.engine?.destroy();
-    this.engine = null;
-    this.cpu = null;
-    let chosen: Backend = 'cpu-ref';
-    if (backend !== 'cpu-ref') {
-      try {
-        this.engine = await Engine.create(await this.gpu(), loaded, opts);
-        chosen = 'webgpu';
-      } catch (e) {
-        if (backend === 'webgpu' || !(e instanceof GpuUnavailableError)) throw e;
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: onProgress });
+    if (signal?.aborted) throw abortError(signal);
+    this.loadAbort?.abort(new AbortError('load() was superseded by a newer load()', { expected: 'one load at a time', received: 'a second load()' }));
+    const ctl = new AbortController();
+    this.loadAbort = ctl;
+    const onAbort = () => ctl.abort(abortError(signal!));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let built: Engine | CpuReferenceBackend | null = null;
+    try {
+      const loaded = await loadModel(model, { onProgress, signal: ctl.signal, ...(stallTimeoutMs !== undefined ? { stallTimeoutMs } : {}) } as Parameters<typeof loadModel>[1]);
+      if (backend !== 'cpu-ref') {
+        try {
+          built = await Engine.create(await this.gpu(), loaded, engineOpts);
+        } catch (e) {
+          if (backend === 'webgpu' || !(e instanceof GpuUnavailableError)) throw e;
+        }
       }
+      built ??= new CpuReferenceBackend(loaded);
+      if (ctl.signal.aborted) throw ctl.signal.reason;
+      const info = describeModel(loaded, built);
+      // The GPU holds the weights now: drop the JS copies (the CPU backend computes from them, so it keeps them).
+      if (built instanceof Engine && !keepWeights) {
+        loaded.weights.clear();
+        loaded.heads.clear();
+      }
+      const old = this.serving;
+      this.serving = { gen: ++this.gen, backend: built, info, model: loaded };
+      built = null;
+      old?.backend.destroy();
+      return info;
+    } finally {
+      built?.destroy();
+      signal?.removeEventListener('abort', onAbort);
+      if (this.loadAbort === ctl) this.loadAbort = null;
     }
-    if (!this.engine) this.cpu = new ReferenceEncoder(loaded);
-    const c = loaded.config;
-    return {
-      source: loaded.source.describe(),
-      family: c.family,
-      layers: c.num_hidden_layers,
-      hidden: c.hidden_size,
-      heads: c.num_attention_heads,
-      maxTokens: c.max_tokens,
-      pooling: loaded.pooling.pooling,
-      normalize: loaded.pooling.normalize,
-      mrlLayers: c.mrl_layers,
-      mrlDims: c.mrl_dims,
-      hasBgeM3Heads: loaded.heads.size > 0,
-      backend: chosen,
-      dtype: this.engine?.dtype ?? 'f32',
-    };
   }
 
   async embed(texts: string[], opts: EngineRequest = {}): Promise<EmbedResult> {
     const t0 = performance.now();
-    if (this.engine) {
-      const r = await this.engine.embed(texts, opts);
-      return { embeddings: r.embeddings, sparse: r.sparse, colbert: r.colbert, n: r.n, dims: r.dims, layers: r.layers, truncated: r.truncated, backend: 'webgpu', dtype: this.engine.dtype, ms: performance.now() - t0 };
+    const cur = this.serving;
+    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before embed()', received: 'embed() first' });
+    let r: EngineEmbedding;
+    try {
+      r = await cur.backend.embed(texts, opts);
+    } catch (e) {
+      if (e instanceof EngineDestroyedError && this.serving !== cur && this.serving !== null) {
+        throw new EngineReplacedError('another model was loaded while this call ran', { expected: 'the model the call started on', received: this.serving.info.source, cause: e });
+      }
+      throw e;
     }
-    const cpu = this.cpu;
-    if (!cpu) throw new InvalidInputError('no model loaded', { expected: 'load(model) before embed()', received: 'embed() first' });
-    const { outputs, colbertDims, sparseTokens, ...embedOpts } = opts;
-    const want = resolveOutputs({ outputs, colbertDims, sparseTokens }, cpu.colbert?.out ?? null);
-    const dense = want.dense ? cpu.embed(texts, embedOpts) : null;
-    // The CPU fallback runs the heads in a second forward: it exists for correctness, not speed.
-    const heads = want.sparse || want.colbert ? cpu.bgeM3(texts, { layers: embedOpts.layers, colbertDims: want.colbertDims }) : null;
-    const ids = heads ? cpu.model.tokenizer.encode(texts, cpu.model.config.max_tokens).ids : [];
-    const tok = cpu.model.tokenizer;
-    return {
-      embeddings: dense?.embeddings ?? new Float32Array(0),
-      sparse: want.sparse ? heads!.sparse.map((s) => (want.sparseTokens ? { ...s, tokens: [...s.ids].map((id) => tok.idToToken(id) ?? '') } : s)) : undefined,
-      colbert: want.colbert ? heads!.colbert.map((data, i) => ({ data, count: ids[i].length - 1, dim: want.colbertDims })) : undefined,
-      n: texts.length,
-      dims: dense?.dims ?? 0,
-      layers: embedOpts.layers ?? cpu.model.config.num_hidden_layers,
-      truncated: dense?.truncated ?? 0,
-      backend: 'cpu-ref',
-      dtype: 'f32',
-      ms: performance.now() - t0,
-    };
+    return { ...r, backend: cur.info.backend, dtype: cur.info.dtype, ms: performance.now() - t0 };
   }
   // ---- Support for the main-thread M3Client (src/client): heartbeat, model shape, calibration, test hook.
 
@@ -146,13 +185,25 @@ export class EmbedService {
 
   /** Heartbeat: answers while the worker's event loop is alive; `loaded` turns false after a device loss. */
   ping(): { loaded: boolean; backend: Backend | null } {
-    return { loaded: this.engine !== null || this.cpu !== null, backend: this.engine ? 'webgpu' : this.cpu ? 'cpu-ref' : null };
+    return { loaded: this.serving !== null, backend: this.serving?.info.backend ?? null };
   }
 
   /** The config sizes the client's memory model needs (ModelInfo leaves them out). */
-  modelStats(): { vocab: number; intermediate: number; typeVocab: number; maxPositions: number } | null {
-    const c = (this.engine?.model ?? this.cpu?.model)?.config;
-    return c ? { vocab: c.vocab_size, intermediate: c.intermediate_size, typeVocab: c.type_vocab_size, maxPositions: c.max_position_embeddings } : null;
+  modelStats(): { vocab: number; intermediate: number; typeVocab: number; maxPositions: number; colbertWidth: number | null } | null {
+    const s = this.serving;
+    if (!s) return null;
+    const c = s.model.config;
+    const colbertWidth = s.backend instanceof Engine ? s.backend.encoder.colbertWidth : s.info.hasBgeM3Heads ? c.hidden_size : null;
+    return { vocab: c.vocab_size, intermediate: c.intermediate_size, typeVocab: c.type_vocab_size, maxPositions: c.max_position_embeddings, colbertWidth };
+  }
+
+  /**
+   * The model's sizes from its config.json alone (no weights fetched): the client plans how many blocks
+   * a memory budget allows before it loads, so a small device never uploads blocks it cannot afford.
+   */
+  async inspect(model: string): Promise<ModelShapeInfo> {
+    const c = parseConfig(await fetchModelFile(resolveModelSource(model), 'config.json', { kind: 'json' }));
+    return { family: c.family, layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, intermediate: c.intermediate_size, vocab: c.vocab_size, maxPositions: c.max_position_embeddings, typeVocab: c.type_vocab_size, maxTokens: c.max_tokens, mrlLayers: c.mrl_layers, mrlDims: c.mrl_dims };
   }
 
   /**
@@ -160,9 +211,9 @@ export class EmbedService {
    * GPU ms from timestamp-query (runtime profiling mode) when the device has it.
    */
   async calibrate(runs: { text: string; layers: number }[]): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]> {
-    const model = this.engine?.model ?? this.cpu?.model;
+    const model = this.serving?.model;
     if (!model) throw new InvalidInputError('no model loaded', { expected: 'load(model) before calibrate()', received: 'calibrate() first' });
-    const rt = this.engine ? this.runtime : null;
+    const rt = this.serving?.backend instanceof Engine ? this.runtime : null;
     const timed = !!rt && rt.device.features.has('timestamp-query');
     const out = [];
     for (const run of runs) {
@@ -195,4 +246,35 @@ export class EmbedService {
     this.runtime.device.destroy();
     return true;
   }
+}
+
+function abortError(signal: AbortSignal): AbortError {
+  const r = signal.reason;
+  return r instanceof AbortError ? r : new AbortError('load() was aborted', { expected: 'a load that is not aborted', received: r instanceof Error ? r.message : String(r ?? 'AbortSignal fired'), cause: r });
+}
+
+function describeModel(loaded: LoadedModel, backend: Engine | CpuReferenceBackend): ModelInfo {
+  const c = loaded.config;
+  return {
+    source: loaded.source.describe(),
+    family: c.family,
+    layers: c.num_hidden_layers,
+    hidden: c.hidden_size,
+    heads: c.num_attention_heads,
+    maxTokens: c.max_tokens,
+    pooling: loaded.pooling.pooling,
+    normalize: loaded.pooling.normalize,
+    mrlLayers: c.mrl_layers,
+    mrlDims: c.mrl_dims,
+    hasBgeM3Heads: loaded.heads.size > 0,
+    backend: backend.kind,
+    dtype: backend.dtype,
+    maxLayers: backend.maxLayers,
+  };
+}
+
+/** The buffers of a result that can move (not copy) across the worker boundary. */
+export function resultTransferables(r: EmbedResult): ArrayBuffer[] {
+  const views = [r.embeddings, r.tokens, ...(r.sparse ?? []).flatMap((s) => [s.ids, s.weights]), ...(r.colbert ?? []).map((c) => c.data)];
+  return [...new Set(views.map((a) => a.buffer as ArrayBuffer))];
 }

@@ -24,8 +24,9 @@ describe('loadModel over HTTP', () => {
     expect(m.heads.get('sparse_linear.weight')!.shape).toEqual([1, 52]);
     expect(m.heads.get('sparse_linear.bias')!.dtype).toBe('f16');
     expect(server.requests).toContain('/m3web-test/xlmr-tiny/resolve/main/model.safetensors');
-    // Optional files that are absent are 404s, not errors.
-    expect(server.requests).toContain('/m3web-test/xlmr-tiny/resolve/main/model.safetensors.index.json');
+    // safetensors first (transformers' order): with model.safetensors present, no index nor pytorch_model.bin is asked for.
+    expect(server.requests.filter((r) => r.includes('xlmr-tiny/') && /index\.json|pytorch_model/.test(r))).toEqual([]);
+    expect(m.weightFiles).toEqual(['model.safetensors']);
     const dl = events.filter((e): e is Extract<LoadProgress, { phase: 'download' }> => e.phase === 'download' && e.file === 'model.safetensors');
     expect(dl.length).toBeGreaterThan(1);
     for (let i = 1; i < dl.length; i++) expect(dl[i].loaded).toBeGreaterThanOrEqual(dl[i - 1].loaded);

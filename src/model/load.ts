@@ -1,11 +1,15 @@
-import { ModelFormatError } from '../errors.ts';
+import { InvalidInputError, ModelFormatError, WeightError } from '../errors.ts';
 import { TextTokenizer } from '../tokenize/tokenizer.ts';
-import { parseConfig, parsePooling, type EncoderConfig, type PoolingConfig } from './config.ts';
+import { parseConfig, type EncoderConfig, type PoolingConfig } from './config.ts';
+import { checkFinite } from './finite.ts';
+import { LoadGuard } from './guard.ts';
+import { loadModuleStack, type ModuleStack } from './modules.ts';
 import { streamSafetensors } from './safetensors.ts';
-import { fetchModelFile, openModelStream, resolveModelSource, type ModelSource, type ModelSourceSpec } from './source.ts';
+import { fetchModelFile, openModelStream, resolveModelSource, type ModelSource, type ModelSourceSpec, type ModelStream } from './source.ts';
 import type { RawTensor } from './tensor.ts';
 import { readTorchStateDict } from './torch.ts';
-import { canonicalNames } from './weights.ts';
+import { streamTorchStateDict } from './torch-stream.ts';
+import { canonicalNames, canonicalPrefix, encoderWeightSpecs } from './weights.ts';
 
 /** Progress of a model load: bytes per file while downloading, then a final 'ready'. */
 export type LoadProgress =
@@ -14,7 +18,10 @@ export type LoadProgress =
 
 export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
+  /** Cancels every download; the load rejects with AbortError. */
   signal?: AbortSignal;
+  /** A download that sends no byte for this long is cancelled; the load rejects with StallTimeoutError. Default: none. */
+  stallTimeoutMs?: number;
   fetchImpl?: typeof fetch;
   /**
    * Called with every weight as soon as its bytes are in (the GPU engine uploads and drops it).
@@ -24,6 +31,14 @@ export interface LoadOptions {
   keepWeights?: boolean;
   /** Load bge-m3's colbert_linear / sparse_linear heads when the model has them (default: xlm-roberta only). */
   heads?: boolean;
+  /** Check every weight for NaN / ±Inf as it arrives (NonFiniteWeightError). Default true; a linear scan of the bytes. */
+  checkFinite?: boolean;
+  /** For a hub id given as a string: the hub (HF_ENDPOINT-style mirror), branch / tag / commit, and folder in the repo. */
+  hubEndpoint?: string;
+  revision?: string;
+  subfolder?: string;
+  /** Hugging Face access token for private or gated repositories: sent as `Authorization: Bearer …` to the model's origin only, never logged. */
+  token?: string;
 }
 
 export interface LoadedModel {
@@ -35,6 +50,10 @@ export interface LoadedModel {
   weights: Map<string, RawTensor>;
   /** `colbert_linear.{weight,bias}`, `sparse_linear.{weight,bias}` when present. */
   heads: Map<string, RawTensor>;
+  /** sentence-transformers modules after pooling (Dense layers) and prompts (modules.ts). */
+  modules: ModuleStack;
+  /** Which weight files were read, in order (model.safetensors, shards, pytorch_model.bin, ...). */
+  weightFiles: string[];
 }
 
 interface ShardIndex {
@@ -42,52 +61,121 @@ interface ShardIndex {
 }
 
 /**
+ * Where the weights are, in transformers' order (modeling_utils: SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,
+ * WEIGHTS_NAME, WEIGHTS_INDEX_NAME): safetensors first, then `pytorch_model.bin`, each single or sharded.
+ */
+const WEIGHT_LAYOUTS = [
+  { single: 'model.safetensors', index: 'model.safetensors.index.json', format: 'safetensors' },
+  { single: 'pytorch_model.bin', index: 'pytorch_model.bin.index.json', format: 'torch' },
+] as const;
+
+/** Resolves the spec with the hub options (a hub-id string plus hubEndpoint / revision / subfolder). */
+function sourceOf(spec: ModelSourceSpec, opts: LoadOptions): ModelSource {
+  const { hubEndpoint, revision, subfolder } = opts;
+  if (hubEndpoint === undefined && revision === undefined && subfolder === undefined) return resolveModelSource(spec);
+  const base = resolveModelSource(spec);
+  if (base.kind === 'hub') {
+    return resolveModelSource({ hubId: base.hubId, revision: revision ?? base.revision, endpoint: hubEndpoint ?? base.endpoint, subfolder: subfolder ?? base.subfolder });
+  }
+  if (hubEndpoint !== undefined || revision !== undefined) throw new InvalidInputError('options "hubEndpoint" and "revision" apply to hub ids only', { expected: "a model such as 'org/name'", received: base.id });
+  return resolveModelSource({ baseUrl: base.baseUrl, subfolder });
+}
+
+/** Authorization for the model's own origin only (a redirect to a CDN gets none: fetch drops it cross-origin). */
+function authHeaders(token: string | undefined): Record<string, string> | undefined {
+  if (token === undefined) return undefined;
+  if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) throw new InvalidInputError('option "token" must be a non-empty string', { received: typeof token });
+  return { Authorization: `Bearer ${token}` };
+}
+
+/**
  * Loads a Hugging Face-layout model folder from a base URL or the hub: config.json, tokenizer files,
- * sentence-transformers modules.json + 1_Pooling, weights (model.safetensors or sharded with
- * model.safetensors.index.json), and bge-m3's heads (colbert_linear.pt, sparse_linear.pt).
+ * sentence-transformers modules.json (Pooling, Dense, Normalize) and config_sentence_transformers.json
+ * (prompts), weights (safetensors or pytorch_model.bin, single or sharded; each file parsed while it
+ * streams in), and bge-m3's heads (colbert_linear.pt, sparse_linear.pt).
  */
 export async function loadModel(spec: ModelSourceSpec, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const source = resolveModelSource(spec);
-  const { signal, fetchImpl } = opts;
+  const source = sourceOf(spec, opts);
+  const headers = authHeaders(opts.token);
+  const guard = new LoadGuard(opts.signal, opts.stallTimeoutMs);
+  try {
+    return await load(source, opts, guard, headers);
+  } catch (err) {
+    throw guard.translate(err);
+  } finally {
+    guard.dispose();
+  }
+}
+
+async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, headers: Record<string, string> | undefined): Promise<LoadedModel> {
+  const { signal } = guard;
+  const { fetchImpl } = opts;
   const files: string[] = [];
   let bytes = 0;
-  const progress = (file: string) => (loaded: number, total: number | null) => opts.onProgress?.({ phase: 'download', file, loaded, total });
+  const progress = (file: string) => (loaded: number, total: number | null) => {
+    guard.kick();
+    opts.onProgress?.({ phase: 'download', file, loaded, total });
+  };
   const json = async (file: string, optional: boolean) => {
-    const v = await fetchModelFile(source, file, { kind: 'json', optional, signal, fetchImpl });
+    const v = await fetchModelFile(source, file, { kind: 'json', optional, signal, fetchImpl, headers, onProgress: () => guard.kick() });
     if (v !== null) files.push(file);
     return v;
   };
+  const open = (file: string): Promise<ModelStream | null> => openModelStream(source, file, { optional: true, signal, fetchImpl, headers, onProgress: progress(file) });
 
-  const [configJson, tokenizerJson, tokenizerConfig, modules] = await Promise.all([
-    json('config.json', false),
-    json('tokenizer.json', false),
-    json('tokenizer_config.json', true),
-    json('modules.json', true),
-  ]);
+  const [configJson, tokenizerJson, tokenizerConfig] = await Promise.all([json('config.json', false), json('tokenizer.json', false), json('tokenizer_config.json', true)]);
   const config = parseConfig(configJson);
-  const poolingPath = Array.isArray(modules)
-    ? (modules as { type?: string; path?: string }[]).find((m) => String(m.type ?? '').endsWith('Pooling'))?.path
-    : undefined;
-  const poolingJson = poolingPath ? await json(`${poolingPath}/config.json`, true) : null;
-  parsePooling(modules, poolingJson); // validated before any weight is downloaded; read again once the heads are known
+  const modules = await loadModuleStack(config.hidden_size, (file) => json(file, true), (file) => fetchModelFile(source, file, { kind: 'binary', optional: true, signal, fetchImpl, headers }));
   const tokenizer = new TextTokenizer(tokenizerJson, tokenizerConfig);
 
-  // Weights: one file or shards. Each file is parsed while it streams in.
-  const index = (await json('model.safetensors.index.json', true)) as ShardIndex | null;
-  const weightFiles = index ? [...new Set(Object.values(index.weight_map ?? {}))].sort() : ['model.safetensors'];
-  if (index && weightFiles.length === 0) throw new ModelFormatError('model.safetensors.index.json lists no files', { expected: 'a non-empty weight_map', received: index });
-  const all = new Map<string, RawTensor>();
+  // Weights: the first layout present, one file or shards; each file is parsed while it streams in.
   const keep = opts.keepWeights ?? !opts.onTensor;
-  for (const file of weightFiles) {
-    const opened = await openModelStream(source, file, { signal, fetchImpl, onProgress: progress(file) });
-    if (!opened) throw new ModelFormatError(`weights file ${file} is missing`, { expected: 'model.safetensors or a sharded index', received: 'HTTP 404' });
+  const check = opts.checkFinite ?? true;
+  const all = new Map<string, RawTensor>();
+  const seen = new Set<string>();
+  const skipped = new Map<string, string>();
+  const weightFiles: string[] = [];
+  const take = async (name: string, tensor: RawTensor): Promise<void> => {
+    if (check) checkFinite(name, tensor);
+    seen.add(name);
+    if (keep) all.set(name, tensor);
+    if (opts.onTensor) await guard.whilePaused(() => opts.onTensor!(name, tensor));
+  };
+  const onSkipped = (name: string, dtype: string) => skipped.set(name, dtype);
+  const readStream = async (file: string, opened: ModelStream, format: 'safetensors' | 'torch') => {
     files.push(file);
+    weightFiles.push(file);
     bytes += opened.total ?? 0;
-    for await (const { name, tensor } of streamSafetensors(opened.stream, opened.total)) {
-      if (keep) all.set(name, tensor);
-      if (opts.onTensor) await opts.onTensor(name, tensor);
+    const tensors = format === 'safetensors' ? streamSafetensors(opened.stream, opened.total, { onSkipped }) : streamTorchStateDict(opened.stream, { onSkipped });
+    for await (const { name, tensor } of tensors) await take(name, tensor);
+  };
+  let found = false;
+  for (const layout of WEIGHT_LAYOUTS) {
+    const single = await open(layout.single);
+    if (single) {
+      await readStream(layout.single, single, layout.format);
+      found = true;
+      break;
     }
+    const index = (await json(layout.index, true)) as ShardIndex | null;
+    if (!index) continue;
+    const shards = [...new Set(Object.values(index.weight_map ?? {}))].sort();
+    if (shards.length === 0) throw new ModelFormatError(`${layout.index} lists no files`, { expected: 'a non-empty weight_map', received: index });
+    for (const shard of shards) {
+      const opened = await open(shard);
+      if (!opened) throw new ModelFormatError(`weights shard ${shard} named by ${layout.index} is missing`, { expected: `${shard} in ${source.describe()}`, received: 'HTTP 404' });
+      await readStream(shard, opened, layout.format);
+    }
+    found = true;
+    break;
   }
+  if (!found) {
+    throw new ModelFormatError('the model has no weights file', {
+      expected: WEIGHT_LAYOUTS.flatMap((l) => [l.single, l.index]).join(', '),
+      received: `HTTP 404 for each, in ${source.describe()}`,
+    });
+  }
+  checkUnsupportedDtypes(config, [...seen, ...skipped.keys()], skipped);
   const canonical = canonicalNames(all);
 
   const heads = new Map<string, RawTensor>();
@@ -95,16 +183,31 @@ export async function loadModel(spec: ModelSourceSpec, opts: LoadOptions = {}): 
   const wantHeads = opts.heads ?? config.family === 'xlm-roberta';
   if (wantHeads && heads.size === 0) {
     for (const head of ['colbert_linear', 'sparse_linear']) {
-      const raw = await fetchModelFile(source, `${head}.pt`, { kind: 'binary', optional: true, signal, fetchImpl, onProgress: progress(`${head}.pt`) });
+      const raw = await fetchModelFile(source, `${head}.pt`, { kind: 'binary', optional: true, signal, fetchImpl, headers, onProgress: progress(`${head}.pt`) });
       if (!raw) continue;
       files.push(`${head}.pt`);
       bytes += raw.byteLength;
-      for (const [k, t] of readTorchStateDict(raw)) heads.set(`${head}.${k}`, t);
+      for (const [k, t] of readTorchStateDict(raw)) {
+        if (check) checkFinite(`${head}.${k}`, t);
+        heads.set(`${head}.${k}`, t);
+      }
     }
   }
   for (const h of heads.keys()) canonical.delete(h);
   opts.onProgress?.({ phase: 'ready', files, bytes });
-  // A BGE-M3 layout without modules.json pools by CLS (parsePooling).
-  const pooling = parsePooling(modules, poolingJson, { bgeM3Heads: heads.size > 0 });
-  return { source, config, pooling, tokenizer, weights: canonical, heads };
+  return { source, config, pooling: modules.pooling, tokenizer, weights: canonical, heads, modules, weightFiles };
+}
+
+/** An encoder weight stored in a dtype we do not read (F64, I8, ...) is named as such, not reported missing later. */
+function checkUnsupportedDtypes(config: EncoderConfig, names: string[], skipped: Map<string, string>): void {
+  if (skipped.size === 0) return;
+  const prefix = canonicalPrefix(names);
+  for (const spec of encoderWeightSpecs(config)) {
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      const dtype = skipped.get(prefix + name) ?? skipped.get(name);
+      if (dtype !== undefined) {
+        throw new WeightError(`weight "${name}" is stored as ${dtype}, a dtype m3web does not read`, { expected: 'F32, F16 or BF16 (torch.float32, float16, bfloat16)', received: dtype });
+      }
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { ModelFormatError } from '../errors.ts';
+import { ByteQueue } from './bytes.ts';
 import { DTYPE_BYTES, numel, type DType, type RawTensor } from './tensor.ts';
 
 /**
@@ -25,8 +26,11 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-const DTYPES: Record<string, DType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
-const FILE_DTYPE_BYTES: Record<string, number> = { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 };
+// Null-prototype tables: a dtype named "toString" or "__proto__" must not find Object.prototype's members.
+const DTYPES: Record<string, DType> = Object.assign(Object.create(null), { F32: 'f32', F16: 'f16', BF16: 'bf16' });
+const FILE_DTYPE_BYTES: Record<string, number> = Object.assign(Object.create(null), { F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 });
+/** Dtypes the format defines that we read (others are reported, not decoded). */
+export const SUPPORTED_FILE_DTYPES = Object.keys(DTYPES);
 /** The reference implementation caps the header at 100 MB; a larger one means a corrupt file. */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -63,11 +67,11 @@ export function parseHeader(headerBytes: Uint8Array, fileSize?: number): Safeten
       continue;
     }
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const fileDtype = String(e?.dtype);
+    const fileDtype = typeof e?.dtype === 'string' ? e.dtype : String(e?.dtype);
     const shape = e?.shape;
     const offsets = e?.data_offsets;
-    if (!(fileDtype in FILE_DTYPE_BYTES)) throw new ModelFormatError(`tensor "${name}" has an unknown dtype`, { expected: Object.keys(FILE_DTYPE_BYTES).join('|'), received: fileDtype });
-    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0)) throw new ModelFormatError(`tensor "${name}" has an invalid shape`, { expected: 'list of non-negative integers', received: shape });
+    if (!Object.hasOwn(FILE_DTYPE_BYTES, fileDtype)) throw new ModelFormatError(`tensor "${name}" has an unknown dtype`, { expected: Object.keys(FILE_DTYPE_BYTES).join('|'), received: fileDtype });
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0) || !Number.isSafeInteger(numel(shape))) throw new ModelFormatError(`tensor "${name}" has an invalid shape`, { expected: 'list of non-negative integers', received: shape });
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[1] < offsets[0]) {
       throw new ModelFormatError(`tensor "${name}" has invalid data_offsets`, { expected: '[begin, end] with 0 <= begin <= end', received: JSON.stringify(offsets) });
     }
@@ -106,71 +110,36 @@ export function readSafetensors(bytes: Uint8Array): Map<string, RawTensor> {
   return out;
 }
 
+export interface StreamSafetensorsOptions {
+  /** Called for every entry whose dtype we do not decode (F64, I64, I8, ...): it is skipped, not yielded. */
+  onSkipped?: (name: string, fileDtype: string) => void;
+}
+
 /**
  * Parses a safetensors byte stream while it downloads, yielding each tensor as soon as its bytes
  * are in, so a caller can upload it to the GPU and let it go: peak memory is one tensor plus one
- * network chunk, not the whole file (bge-m3 in f32 is 2.2 GB).
+ * network chunk, not the whole file (bge-m3 in f32 is 2.2 GB). Linear in the number of chunks.
  */
-export async function* streamSafetensors(stream: ReadableStream<Uint8Array>, totalBytes?: number | null): AsyncGenerator<{ name: string; tensor: RawTensor }> {
-  const reader = stream.getReader();
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  let done = false;
-
-  async function fill(want: number): Promise<void> {
-    while (pendingBytes < want && !done) {
-      const r = await reader.read();
-      if (r.done) done = true;
-      else if (r.value.byteLength) {
-        pending.push(r.value);
-        pendingBytes += r.value.byteLength;
-      }
-    }
-  }
-  /** Takes exactly `n` bytes off the front, copying only when they span chunks. */
-  function take(n: number): Uint8Array {
-    if (pending.length && pending[0].byteLength >= n) {
-      const head = pending[0];
-      const out = head.subarray(0, n);
-      if (head.byteLength === n) pending.shift();
-      else pending[0] = head.subarray(n);
-      pendingBytes -= n;
-      return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : out.slice();
-    }
-    const out = new Uint8Array(n);
-    let o = 0;
-    while (o < n) {
-      const head = pending[0];
-      const k = Math.min(n - o, head.byteLength);
-      out.set(head.subarray(0, k), o);
-      o += k;
-      if (k === head.byteLength) pending.shift();
-      else pending[0] = head.subarray(k);
-    }
-    pendingBytes -= n;
-    return out;
-  }
-  async function need(n: number, what: string): Promise<Uint8Array> {
-    await fill(n);
-    if (pendingBytes < n) throw new ModelFormatError(`safetensors stream ended early while reading ${what} (truncated download?)`, { expected: `${n} more bytes`, received: `${pendingBytes} bytes` });
-    return take(n);
-  }
-
+export async function* streamSafetensors(stream: ReadableStream<Uint8Array>, totalBytes?: number | null, opts: StreamSafetensorsOptions = {}): AsyncGenerator<{ name: string; tensor: RawTensor }> {
+  const q = new ByteQueue(stream, 'safetensors stream');
   try {
-    const n = headerLength(await need(8, 'the header length'));
-    const header = parseHeader(await need(n, 'the header'), totalBytes ?? undefined);
+    const n = headerLength(await q.need(8, 'the header length'));
+    const header = parseHeader(await q.need(n, 'the header'), totalBytes ?? undefined);
     let cursor = 0;
     for (const e of header.entries) {
-      if (e.begin > cursor) await need(e.begin - cursor, 'padding');
-      const data = await need(e.end - e.begin, `tensor "${e.name}"`);
+      if (e.begin > cursor) await q.skip(e.begin - cursor, 'padding');
       cursor = e.end;
-      if (e.dtype) yield { name: e.name, tensor: { dtype: e.dtype, shape: e.shape, data } };
+      if (!e.dtype) {
+        await q.skip(e.end - e.begin, `tensor "${e.name}"`);
+        opts.onSkipped?.(e.name, e.fileDtype);
+        continue;
+      }
+      const data = await q.need(e.end - e.begin, `tensor "${e.name}"`);
+      yield { name: e.name, tensor: { dtype: e.dtype, shape: e.shape, data } };
     }
   } finally {
-    pending = [];
     // A consumer that stops early (error, abort) must not leave the download running.
-    if (!done) await reader.cancel().catch(() => undefined);
-    reader.releaseLock();
+    await q.close();
   }
 }
 

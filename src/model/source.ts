@@ -10,7 +10,7 @@
  *    private/gated/missing (the hub answers 401 for a repo that does not exist), so they always throw;
  *  - an abort is rethrown as the signal's reason, never wrapped, so callers can tell cancel from failure.
  */
-import { InvalidInputError, ModelFetchError } from '../errors.ts';
+import { InvalidInputError, ModelAccessError, ModelFetchError } from '../errors.ts';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_HUB_REVISION = 'main';
@@ -18,8 +18,8 @@ export const DEFAULT_HUB_REVISION = 'main';
 /** What `resolveModelSource` accepts. */
 export type ModelSourceSpec =
   | string
-  | { baseUrl: string }
-  | { hubId: string; revision?: string; endpoint?: string }
+  | { baseUrl: string; subfolder?: string }
+  | { hubId: string; revision?: string; endpoint?: string; subfolder?: string }
   | ModelSource;
 
 interface ModelSourceBase {
@@ -37,6 +37,8 @@ export interface HubModelSource extends ModelSourceBase {
   readonly revision: string;
   /** Without trailing slash. */
   readonly endpoint: string;
+  /** Folder inside the repository the model lives in ('' for the root), as transformers' `subfolder`. */
+  readonly subfolder: string;
 }
 
 export interface UrlModelSource extends ModelSourceBase {
@@ -53,7 +55,7 @@ export type ModelSource = HubModelSource | UrlModelSource;
 
 const ACCEPTED_FORMS =
   "a base URL ('https://host/models/x/', '/models/x', './models/x'), a Hugging Face id ('org/name'), " +
-  '{ baseUrl }, or { hubId, revision?, endpoint? }';
+  '{ baseUrl, subfolder? }, or { hubId, revision?, endpoint?, subfolder? }';
 
 // Hub repo ids: exactly one slash, each part starting with a letter/digit/underscore, then
 // letters, digits, '_', '.', '-'. No scheme and no leading '/' or '.', so relative URLs are never
@@ -74,7 +76,8 @@ export function resolveModelSource(spec: ModelSourceSpec): ModelSource {
   if (spec !== null && typeof spec === 'object') {
     const o = spec as Record<string, unknown>;
     if ((o.kind === 'hub' || o.kind === 'url') && typeof o.url === 'function') return spec as ModelSource;
-    if (typeof o.baseUrl === 'string' && !('hubId' in o)) return urlSource(o.baseUrl);
+    const subfolder = checkSubfolder(o.subfolder);
+    if (typeof o.baseUrl === 'string' && !('hubId' in o)) return urlSource(subfolder ? `${o.baseUrl.replace(/\/+$/, '')}/${subfolder}/` : o.baseUrl);
     if (typeof o.hubId === 'string' && !('baseUrl' in o)) {
       if (!isHubId(o.hubId)) throw new InvalidInputError('model source: hubId must look like "org/name"', { received: o.hubId });
       if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === ''))
@@ -82,23 +85,33 @@ export function resolveModelSource(spec: ModelSourceSpec): ModelSource {
       if (o.endpoint !== undefined && typeof o.endpoint !== 'string')
         throw new InvalidInputError('model source: endpoint must be a string', { received: o.endpoint });
       const endpoint = parseAbsolute((o.endpoint as string | undefined) ?? DEFAULT_HUB_ENDPOINT, 'endpoint').href.replace(/\/+$/, '');
-      return hubSource(o.hubId, (o.revision as string | undefined) ?? DEFAULT_HUB_REVISION, endpoint);
+      return hubSource(o.hubId, (o.revision as string | undefined) ?? DEFAULT_HUB_REVISION, endpoint, subfolder);
     }
   }
   throw new InvalidInputError(`model source: accepted forms are ${ACCEPTED_FORMS}`, { received: spec });
 }
 
-function hubSource(hubId: string, revision: string, endpoint: string): HubModelSource {
+/** A repository-relative folder ('', 'models/small'): checked like a file path, without slashes at the ends. */
+function checkSubfolder(v: unknown): string {
+  if (v === undefined || v === '') return '';
+  if (typeof v !== 'string') throw new InvalidInputError('model source: subfolder must be a string', { received: v });
+  const s = v.replace(/^\/+|\/+$/g, '');
+  encodeFile(s); // throws on '..', empty segments, schemes
+  return s;
+}
+
+function hubSource(hubId: string, revision: string, endpoint: string, subfolder = ''): HubModelSource {
   // The hub expects the revision as ONE path segment: 'refs/pr/1' must travel as 'refs%2Fpr%2F1'
   // (what huggingface_hub and transformers.js send).
-  const prefix = `${endpoint}/${hubId}/resolve/${encodeURIComponent(revision)}/`;
+  const prefix = `${endpoint}/${hubId}/resolve/${encodeURIComponent(revision)}/${subfolder ? `${encodeFile(subfolder)}/` : ''}`;
   return {
     kind: 'hub',
     hubId,
     revision,
     endpoint,
-    id: `${hubId}@${revision}`,
-    describe: () => `Hugging Face model ${hubId} (revision ${revision}, ${endpoint})`,
+    subfolder,
+    id: `${hubId}@${revision}${subfolder ? `/${subfolder}` : ''}`,
+    describe: () => `Hugging Face model ${hubId}${subfolder ? ` (folder ${subfolder})` : ''} (revision ${revision}, ${endpoint})`,
     url: (file) => prefix + encodeFile(file),
   };
 }
@@ -158,6 +171,8 @@ export interface ModelStreamOptions {
   onProgress?: (loaded: number, total: number | null) => void;
   /** Defaults to the global fetch (injected for auth headers, tests, or a caching layer). */
   fetchImpl?: typeof fetch;
+  /** Extra request headers (loadModel's `token` travels here as Authorization; never logged or put in errors). */
+  headers?: Record<string, string>;
 }
 
 export interface ModelFetchOptions<K extends ModelFileKind = ModelFileKind> extends ModelStreamOptions {
@@ -209,7 +224,10 @@ async function open(source: ModelSource, file: string, opts: ModelStreamOptions,
 
   let res: Response;
   try {
-    res = await fetchImpl(url, signal ? { signal } : {});
+    const init: RequestInit = {};
+    if (signal) init.signal = signal;
+    if (opts.headers) init.headers = opts.headers;
+    res = await fetchImpl(url, init);
   } catch (cause) {
     throw abortReason(signal) ?? new ModelFetchError(`network error fetching model file "${file}" from ${source.describe()}`, url, { cause });
   }
@@ -223,6 +241,14 @@ async function open(source: ModelSource, file: string, opts: ModelStreamOptions,
       res.status === 404 ? 'not found' :
       res.status === 401 || res.status === 403 ? 'access denied: the repository is missing, private or gated' :
       res.statusText || 'request failed';
+    if (res.status === 401 || res.status === 403) {
+      const sent = opts.headers && Object.keys(opts.headers).some((h) => h.toLowerCase() === 'authorization');
+      throw new ModelAccessError(`HTTP ${res.status} fetching model file "${file}" (${hint}${code ? `, ${code}` : ''}): the repository needs a token with access`, url, {
+        expected: 'a public repository, or the `token` option with a Hugging Face access token that may read it',
+        received: sent ? 'a token the server refused' : 'no token',
+        status: res.status,
+      });
+    }
     throw new ModelFetchError(`HTTP ${res.status} fetching model file "${file}" (${hint}${code ? `, ${code}` : ''})`, url, { status: res.status });
   }
 

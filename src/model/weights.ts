@@ -13,17 +13,22 @@ import { numel, toFloat32, type RawTensor } from './tensor.ts';
 
 const PREFIXES = ['bert.', 'roberta.', 'model.', 'encoder_model.'];
 
+/** The task-model prefix most names carry ('' when none does). */
+export function canonicalPrefix(names: readonly string[]): string {
+  for (const prefix of PREFIXES) {
+    const prefixed = names.filter((k) => k.startsWith(prefix));
+    if (prefixed.length > 0 && prefixed.length >= names.length / 2) return prefix;
+  }
+  return '';
+}
+
 /** Strips a task-model prefix when every encoder weight carries it; keeps head names (colbert_linear.*) as they are. */
 export function canonicalNames(tensors: Map<string, RawTensor>): Map<string, RawTensor> {
-  for (const prefix of PREFIXES) {
-    const prefixed = [...tensors.keys()].filter((k) => k.startsWith(prefix));
-    if (prefixed.length > 0 && prefixed.length >= tensors.size / 2) {
-      const out = new Map<string, RawTensor>();
-      for (const [k, v] of tensors) out.set(k.startsWith(prefix) ? k.slice(prefix.length) : k, v);
-      return out;
-    }
-  }
-  return tensors;
+  const prefix = canonicalPrefix([...tensors.keys()]);
+  if (!prefix) return tensors;
+  const out = new Map<string, RawTensor>();
+  for (const [k, v] of tensors) out.set(k.startsWith(prefix) ? k.slice(prefix.length) : k, v);
+  return out;
 }
 
 export interface WeightSpec {

@@ -6,7 +6,8 @@ import { encoderWeightSpecs, float32Weights, headWeightSpecs, pickWeight } from 
 import { padBatch, validateTexts } from '../tokenize/tokenizer.ts';
 import { forward, type EncoderBatch, type ForwardResult, type WeightMap } from './encoder.ts';
 import { colbertVectors, sparseWeights, type LinearWeights, type SparseVector } from './heads.ts';
-import { pool, poolMcls, truncateAndNormalize } from './pooling.ts';
+import { denseStack, pool, poolMcls, truncateAndNormalize } from './pooling.ts';
+import { moduleConfig, resolvePrompt } from '../engine/modules.ts';
 import { insertMcls } from '../engine/mcls.ts';
 
 export interface ReferenceEmbedding {
@@ -60,16 +61,21 @@ export class ReferenceEncoder {
     return forward(this.model.config, this.weights, batch, { layers, keepHiddenStates });
   }
 
-  embed(texts: readonly string[], options: EmbedOptions = {}): ReferenceEmbedding {
-    const o = resolveEmbedOptions(this.model.config, this.model.pooling, options);
-    const { batch, truncated } = this.tokenize(texts, o.mcls);
+  embed(texts: readonly string[], options: EmbedOptions & { prompt?: string } = {}): ReferenceEmbedding {
+    // sentence-transformers modules: a prompt prefixes the texts; Dense layers follow pooling (dims count their output).
+    const { prompt, ...rest } = options;
+    const promptText = resolvePrompt(this.model, prompt);
+    const o = resolveEmbedOptions(moduleConfig(this.model), this.model.pooling, rest);
+    const { batch, truncated } = this.tokenize(promptText ? validateTexts(texts).map((t) => promptText + t) : texts, o.mcls);
     const { lastHidden } = this.forward(batch, o.layers);
     const H = this.model.config.hidden_size;
     const lengths = Array.from({ length: batch.B }, (_, b) => batch.attentionMask.subarray(b * batch.T, (b + 1) * batch.T).reduce((a, v) => a + v, 0));
     const pooled = o.mcls
       ? poolMcls(lastHidden, batch.inputIds, lengths, batch.B, batch.T, H, batch.inputIds[0])
       : pool(lastHidden, batch.attentionMask, batch.B, batch.T, H, o.pooling);
-    const embeddings = truncateAndNormalize(pooled, batch.B, H, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: o.layerNormBeforeTruncate });
+    const dense = this.model.modules?.dense ?? [];
+    const [x, W] = dense.length ? [denseStack(pooled, batch.B, dense), dense[dense.length - 1].out_features] : [pooled, H];
+    const embeddings = truncateAndNormalize(x, batch.B, W, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: o.layerNormBeforeTruncate });
     return { embeddings, dims: o.dims, truncated };
   }
 

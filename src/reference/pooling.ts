@@ -1,4 +1,5 @@
 import type { Pooling } from '../model/config.ts';
+import type { DenseModule } from '../model/modules.ts';
 import { l2Normalize, layerNorm } from './ops.ts';
 
 /** Pools (B, T, H) hidden states to (B, H): CLS = first token; mean = masked mean (sentence-transformers Pooling). */
@@ -62,4 +63,47 @@ export function poolMcls(hidden: Float32Array, ids: ArrayLike<number>, lengths: 
     for (let c = 0; c < H; c++) y[b * H + c] = acc[c] / Math.max(n, 1);
   }
   return y;
+}
+
+/**
+ * sentence-transformers Dense modules in order (models/Dense.py: activation(linear(x))), f64 sums.
+ * x: (B, in) → (B, out of the last layer).
+ */
+export function denseStack(x: Float32Array, B: number, layers: readonly DenseModule[]): Float32Array {
+  let cur = x;
+  for (const d of layers) {
+    const y = new Float32Array(B * d.out_features);
+    for (let b = 0; b < B; b++) {
+      for (let o = 0; o < d.out_features; o++) {
+        let acc = d.bias ? d.bias[o] : 0;
+        for (let i = 0; i < d.in_features; i++) acc += d.weight[o * d.in_features + i] * cur[b * d.in_features + i];
+        y[b * d.out_features + o] = d.activation === 'tanh' ? Math.tanh(acc) : d.activation === 'relu' ? Math.max(acc, 0) : d.activation === 'sigmoid' ? 1 / (1 + Math.exp(-acc)) : d.activation === 'identity' ? acc : gelu(acc);
+      }
+    }
+    cur = y;
+  }
+  return cur;
+}
+
+/** torch.nn.GELU (erf form), erf by its Maclaurin series / continued fraction split at |x| = 2.5 (double precision). */
+function gelu(v: number): number {
+  const x = v / Math.SQRT2;
+  const ax = Math.abs(x);
+  let e: number;
+  if (ax < 2.5) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 60; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    e = (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    // erfc continued fraction (Lentz-free, fixed depth is ample for |x| >= 2.5)
+    let f = 0;
+    for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
+    e = 1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+    if (x < 0) e = -e;
+  }
+  return 0.5 * v * (1 + e);
 }
