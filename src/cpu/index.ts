@@ -1,0 +1,31 @@
+/**
+ * The CPU backend's entry: `createCpuEngine(model, opts)` is an `Engine` (src/engine/engine.ts) over a
+ * CpuEncoder, so it validates, tokenises, batches and assembles BGE-M3 outputs exactly as the WebGPU
+ * engine does, with the same `embed(texts, { layers, dims, outputs, ... })`.
+ *
+ *   const engine = await createCpuEngine(await loadModel(url), { maxLayers: 8 });
+ *   engine.encoder.threads;        // wasm threads in effect (1 unless cross-origin isolated)
+ *   await engine.embed(texts, { layers: 6, dims: 128 });
+ */
+import { Engine } from '../engine/engine.ts';
+import { InvalidInputError } from '../errors.ts';
+import type { LoadedModel } from '../model/load.ts';
+import { CPU_BATCH_TOKENS, CpuEncoder, type CpuEncoderOptions } from './encoder.ts';
+
+export { CpuEncoder, CPU_BATCH_TOKENS, type CpuEncoderOptions } from './encoder.ts';
+export { canUseThreads, chooseThreads, type ThreadChoice } from './ort.ts';
+
+export interface CpuEngineOptions extends CpuEncoderOptions {
+  /** Cap on padded tokens per batch (default and maximum: CPU_BATCH_TOKENS). */
+  maxBatchTokens?: number;
+}
+
+export async function createCpuEngine(model: LoadedModel, opts: CpuEngineOptions = {}): Promise<Engine<CpuEncoder>> {
+  const L = model.config.num_hidden_layers;
+  const { maxBatchTokens = CPU_BATCH_TOKENS, ...encoderOpts } = opts;
+  if (opts.maxLayers !== undefined && (!Number.isInteger(opts.maxLayers) || opts.maxLayers < 1 || opts.maxLayers > L)) {
+    throw new InvalidInputError('maxLayers is out of range', { expected: `an integer in 1..${L}`, received: opts.maxLayers });
+  }
+  if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1) throw new InvalidInputError('maxBatchTokens must be a positive integer', { expected: 'integer >= 1', received: maxBatchTokens });
+  return new Engine(model, await CpuEncoder.create(model, encoderOpts), maxBatchTokens);
+}
