@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `npm run train`: the whole m3-tiny recipe, resumable (each step skips what is already done; the two
+# training stages resume from their last checkpoint). Logs go to training/runs/*.log.
+# Runs niced so the machine stays usable; meant for `nohup npm run train &`.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=/usr/bin/python3
+mkdir -p runs
+command -v "$PY" >/dev/null && "$PY" -c "import torch, sentencepiece" 2>/dev/null || \
+  (apt-get install -y python3-torch python3-sentencepiece python3-numpy libopenblas0-pthread)
+[ -s runs/data/pairs.jsonl ] || nice -n 5 "$PY" data.py > runs/data.log 2>&1
+[ -s runs/spm.model ] || nice -n 5 "$PY" tokenizer.py > runs/tokenizer.log 2>&1
+nice -n 5 "$PY" stage1_mlm.py ${STAGE1_ARGS:-} >> runs/stage1.log 2>&1
+nice -n 5 "$PY" stage2_retrieval.py ${STAGE2_ARGS:-} >> runs/stage2.log 2>&1
+"$PY" export.py | tee runs/export.log
