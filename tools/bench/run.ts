@@ -24,6 +24,7 @@ import { openPage, withBrowserServer } from '../parity/run-browser.ts';
 import type * as Bench from './browser.ts';
 import type { EngineId } from './browser.ts';
 import { runNodeConfigs, type NodeAdapter } from './node.ts';
+import { parseCsv } from './csv.ts';
 import { markdown, median, type BenchReport, type BenchRow } from './report.ts';
 
 type BenchApi = import('comlink').Remote<typeof Bench>;
@@ -110,28 +111,7 @@ const ENGINE_META: Record<EngineId, { backend: string; dtype: string }> = {
 
 // ---- inputs ---------------------------------------------------------------------------------------
 
-/** Minimal RFC 4180 CSV parser (quoted fields with commas, newlines and doubled quotes). */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field), rows.push(row), (row = []), (field = '');
-    } else field += c;
-  }
-  if (field || row.length) row.push(field), rows.push(row);
-  return rows;
-}
+export { parseCsv } from './csv.ts';
 
 export function scifact(): { abstracts: string[]; queries: string[] } {
   const dir = resolve(SHARED_DATA, 'datasets/scifact');
