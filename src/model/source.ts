@@ -11,6 +11,7 @@
  *  - an abort is rethrown as the signal's reason, never wrapped, so callers can tell cancel from failure.
  */
 import { InvalidInputError, ModelAccessError, ModelFetchError } from '../errors.ts';
+import { cachedFetch } from './file-cache.ts';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_HUB_REVISION = 'main';
@@ -220,7 +221,8 @@ async function open(source: ModelSource, file: string, opts: ModelStreamOptions,
   const { signal } = opts;
   signal?.throwIfAborted();
   // Wrapped, not passed bare: a browser's fetch called as a method of another object throws "Illegal invocation".
-  const fetchImpl = opts.fetchImpl ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init));
+  // Default: through the model-file cache (src/model/file-cache.ts; a plain fetch where there is no Cache Storage).
+  const fetchImpl = opts.fetchImpl ?? cachedFetch;
 
   let res: Response;
   try {

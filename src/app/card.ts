@@ -1,0 +1,62 @@
+/** Model card and device panel: what was loaded, and where and how it runs. */
+import { byId, facts, fmtBytes, h } from './dom.ts';
+import type { Session } from './m3.ts';
+import { on } from './state.ts';
+
+function card(s: Session): void {
+  const i = s.info;
+  const p = s.parameters;
+  byId('card-body').replaceChildren(
+    facts([
+      ['source', i.source],
+      ['family', i.family],
+      ['parameters', `${p >= 1e6 ? `${(p / 1e6).toFixed(1)} M` : `${(p / 1e3).toFixed(1)} k`} (${i.layers} layers × ${i.hidden} hidden × ${i.heads} heads)`],
+      ['download size', s.loadedBytes ? fmtBytes(s.loadedBytes) : 'read from the cache'],
+      ['weights dtype', i.dtype],
+      ['max length', `${i.maxTokens} tokens`],
+      ['pooling', `${i.pooling}${i.normalize ? ', L2-normalised' : ''}`],
+      ['trained exits', i.mrlLayers?.length ? `layers ${i.mrlLayers.join(', ')} × dims ${i.mrlDims?.join(', ')}` : 'none (any depth and width, quality from the default curve)'],
+      ['BGE-M3 heads', i.hasBgeM3Heads ? 'yes: dense, sparse lexical and ColBERT' : 'no: dense only'],
+    ]),
+  );
+  byId('card').dataset.ready = 'true';
+}
+
+function device(s: Session): void {
+  const a = s.adapter;
+  const backend = s.info.backend;
+  const why =
+    backend === 'webgpu' ? 'a WebGPU adapter was granted' : a && !a.ok ? `no WebGPU: ${a.reason}` : 'WebGPU was not used for this model';
+  const rows: [string, string][] = [['backend', `${backend} (${why})`]];
+  if (a?.ok) {
+    const ad = a.adapter;
+    rows.push(
+      ['vendor', ad.vendor || '(not reported)'],
+      ['architecture', ad.architecture || '(not reported)'],
+      ['description', ad.description || '(not reported)'],
+      ['fallback adapter', ad.isFallbackAdapter ? 'yes (a CPU implementation: slow, exact)' : 'no'],
+      ['shader-f16', ad.shaderF16 ? 'yes' : 'no (f16 weights run as packed pairs)'],
+    );
+    for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'] as const) {
+      const v = (ad.limits as Record<string, number>)[k];
+      if (v !== undefined) rows.push([k, v.toLocaleString('en')]);
+    }
+  }
+  const c = s.cost;
+  const src = s.stats.calibration === 'cache' ? 'from the cache (this device measured before)' : s.stats.calibration === 'measured' ? `measured now (${s.stats.calibrationRuns} runs)` : 'not measured (flops estimate)';
+  rows.push(
+    ['calibration', src],
+    ['cost model', `ms ≈ ${c.a.toFixed(2)} + ${c.b.toExponential(2)}·T·l + ${c.c.toExponential(2)}·T²·l (${c.timer})`],
+    ['cross-origin isolated', crossOriginIsolated ? 'yes (threads available to wasm)' : 'no'],
+  );
+  byId('device-body').replaceChildren(facts(rows));
+  byId('device').dataset.ready = 'true';
+}
+
+export function initCard(): void {
+  on('session', (s) => {
+    card(s);
+    device(s);
+  });
+  byId('card-body').replaceChildren(h('p', {}, 'loading…'));
+}

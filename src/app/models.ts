@@ -1,0 +1,176 @@
+/**
+ * Model picker: the bundled default, any Hugging Face id (downloaded by the real loader, with a byte
+ * progress bar and an ETA), or a local folder (File System Access API, a folder input, or drag-and-drop),
+ * which is put in the model-file cache and then loaded by URL like any other folder.
+ */
+import { storeLocalModel } from '../model/file-cache.ts';
+import { byId, errorText, fmtBytes, h, showError } from './dom.ts';
+import { Session, type ClientProgress } from './m3.ts';
+import { emit, state } from './state.ts';
+
+export interface BundledModel {
+  url: string;
+  label: string;
+  /** Fixture weights are random: the numbers exercise the engine but carry no meaning. */
+  random: boolean;
+}
+
+/** Generated fixtures (served from fixtures/models/ by tools/vite-fixtures-plugin.ts) and, once it ships, public/models/m3-tiny/. */
+export const BUNDLED: BundledModel[] = [
+  { url: '/models/xlmr-tiny/', label: 'xlmr-tiny — BGE-M3 layout, fixture with random weights', random: true },
+  { url: '/models/m3bert-tiny/', label: 'm3bert-tiny — m3BERT layout, fixture with random weights', random: true },
+  { url: '/models/bert-tiny/', label: 'bert-tiny — BERT layout, fixture with random weights', random: true },
+];
+/** The model the playground opens first (switch to m3-tiny when public/models/m3-tiny/ lands). */
+export const DEFAULT_MODEL: BundledModel = BUNDLED[0];
+
+let loading = 0;
+
+/** Byte progress over all files of one load, with a rate-based ETA. */
+class DownloadMeter {
+  private files = new Map<string, { loaded: number; total: number | null }>();
+  private readonly t0 = performance.now();
+  update(file: string, loaded: number, total: number | null): { loaded: number; total: number; eta: number | null } {
+    this.files.set(file, { loaded, total });
+    let l = 0;
+    let t = 0;
+    for (const f of this.files.values()) {
+      l += f.loaded;
+      t += f.total ?? f.loaded;
+    }
+    const rate = l / Math.max(1, performance.now() - this.t0); // bytes per ms
+    return { loaded: l, total: t, eta: rate > 0 && t > l ? (t - l) / rate / 1000 : null };
+  }
+}
+
+function setProgress(text: string, value?: number, max?: number): void {
+  const bar = byId<HTMLProgressElement>('load-progress');
+  bar.hidden = value === undefined;
+  if (value !== undefined) {
+    bar.max = max ?? 1;
+    bar.value = value;
+  }
+  byId('load-text').textContent = text;
+}
+
+/** Opens `url` as the new session; the old one is disposed once the new one is ready. */
+export async function openModel(url: string, label: string, random: boolean): Promise<void> {
+  const ticket = ++loading;
+  const meter = new DownloadMeter();
+  const status = byId('load-status');
+  status.dataset.state = 'loading';
+  byId('model-warning').hidden = !random;
+  setProgress(`opening ${label}…`, 0, 1);
+  const onProgress = (p: ClientProgress): void => {
+    if (ticket !== loading) return;
+    if (p.phase === 'download') {
+      const m = meter.update(p.file, p.loaded, p.total);
+      setProgress(`${p.file}: ${fmtBytes(m.loaded)} of ${fmtBytes(m.total)}${m.eta !== null ? `, about ${Math.ceil(m.eta)} s left` : ''}`, m.loaded, Math.max(1, m.total));
+    } else if (p.phase === 'calibrate') {
+      setProgress(p.cached ? 'calibration read from the cache' : `calibrating the cost model: ${p.done} of ${p.total} runs`, p.done, Math.max(1, p.total));
+    } else if (p.phase === 'loaded') {
+      setProgress(`weights loaded (${fmtBytes(p.bytes)}); calibrating…`);
+    }
+  };
+  try {
+    const session = await Session.open(url, { onProgress });
+    if (ticket !== loading) return session.dispose();
+    state.session?.dispose();
+    status.dataset.state = 'ready';
+    setProgress(`ready: ${label}`);
+    byId('model-current').textContent = label;
+    emit('session', session);
+  } catch (e) {
+    if (ticket !== loading) return;
+    status.dataset.state = 'error';
+    setProgress('');
+    showError(byId('load-error'), e);
+    return;
+  }
+  byId('load-error').replaceChildren();
+}
+
+/** Files of a directory handle, with paths relative to it. */
+async function walk(dir: FileSystemDirectoryHandle, prefix = ''): Promise<{ path: string; file: File }[]> {
+  const out: { path: string; file: File }[] = [];
+  for await (const [name, handle] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+    if (handle.kind === 'file') out.push({ path: prefix + name, file: await (handle as FileSystemFileHandle).getFile() });
+    else out.push(...(await walk(handle as FileSystemDirectoryHandle, `${prefix}${name}/`)));
+  }
+  return out;
+}
+
+/** Files under a dropped entry (webkitGetAsEntry: the only way to read a dropped folder). */
+async function walkEntry(entry: FileSystemEntry, prefix = ''): Promise<{ path: string; file: File }[]> {
+  if (entry.isFile) return [{ path: prefix + entry.name, file: await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej)) }];
+  const reader = (entry as FileSystemDirectoryEntry).createReader();
+  const out: { path: string; file: File }[] = [];
+  for (;;) {
+    const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+    if (!batch.length) return out;
+    for (const e of batch) out.push(...(await walkEntry(e, `${prefix}${entry.name}/`)));
+  }
+}
+
+/** A dropped or picked folder's files, rooted at the folder holding config.json. */
+function rooted(files: { path: string; file: File }[]): { path: string; file: File }[] {
+  const cfg = files.map((f) => f.path).filter((p) => p === 'config.json' || p.endsWith('/config.json')).sort((a, b) => a.length - b.length)[0];
+  const root = cfg ? cfg.slice(0, cfg.length - 'config.json'.length) : '';
+  return files.filter((f) => f.path.startsWith(root)).map((f) => ({ path: f.path.slice(root.length), file: f.file }));
+}
+
+async function openLocal(name: string, files: { path: string; file: File }[]): Promise<void> {
+  try {
+    setProgress(`storing ${name}: 0 of ${files.length} files`, 0, files.length);
+    const base = await storeLocalModel(location.origin, name, rooted(files), (done, total) => setProgress(`storing ${name}: ${done} of ${total} files`, done, total));
+    await openModel(base, `${name} (local folder)`, false);
+  } catch (e) {
+    setProgress('');
+    showError(byId('load-error'), e);
+  }
+}
+
+export function initModelPicker(): void {
+  const select = byId<HTMLSelectElement>('model-select');
+  select.replaceChildren(...BUNDLED.map((m, i) => h('option', { value: String(i), selected: m === DEFAULT_MODEL }, m.label)));
+  byId('load-bundled').addEventListener('click', () => {
+    const m = BUNDLED[Number(select.value)];
+    void openModel(m.url, m.label, m.random);
+  });
+  byId<HTMLFormElement>('hf-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const id = byId<HTMLInputElement>('hf-id').value.trim();
+    if (id) void openModel(id, `${id} (Hugging Face)`, false);
+  });
+  const pick = byId<HTMLButtonElement>('pick-folder');
+  const input = byId<HTMLInputElement>('folder-input');
+  pick.addEventListener('click', async () => {
+    const picker = (window as unknown as { showDirectoryPicker?: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+    if (!picker) return input.click(); // no File System Access API (Firefox, Safari): the folder input
+    try {
+      const dir = await picker();
+      await openLocal(dir.name, await walk(dir));
+    } catch (e) {
+      if ((e as Error).name !== 'AbortError') byId('load-error').textContent = errorText(e);
+    }
+  });
+  input.addEventListener('change', () => {
+    const files = [...(input.files ?? [])].map((file) => ({ path: file.webkitRelativePath.split('/').slice(1).join('/') || file.name, file }));
+    const name = input.files?.[0]?.webkitRelativePath.split('/')[0] || 'local-model';
+    if (files.length) void openLocal(name, files);
+  });
+  const zone = byId('drop-zone');
+  zone.addEventListener('dragover', (ev) => {
+    ev.preventDefault();
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', async (ev) => {
+    ev.preventDefault();
+    zone.classList.remove('over');
+    const entries = [...(ev.dataTransfer?.items ?? [])].map((i) => i.webkitGetAsEntry()).filter((e): e is FileSystemEntry => !!e);
+    const files = (await Promise.all(entries.map((e) => walkEntry(e)))).flat();
+    const name = entries.length === 1 && entries[0].isDirectory ? entries[0].name : 'dropped-model';
+    if (files.length) await openLocal(name, files);
+  });
+}
