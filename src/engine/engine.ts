@@ -8,10 +8,10 @@ import type { BackendKind, BatchEncoder, EmbedBackend } from './backend.ts';
 import { insertMcls } from './mcls.ts';
 import type { WeightStorage } from './gpu-weights.ts';
 import { KERNEL_SCHEDULES, type KernelSchedule } from '../gpu/kernel.ts';
-import { resolveEmbedOptions, type EmbedOptions } from './options.ts';
+import { resolveRequest, throwIfAborted, type EmbedOptions } from './options.ts';
 import { applyModules, encoderOptions, moduleConfig, resolvePrompt } from './modules.ts';
-import { resolveOutputs, type OutputOptions } from './outputs.ts';
-import { combineTokenWeights, type SparseVector } from '../reference/heads.ts';
+import type { OutputOptions } from './outputs.ts';
+import { assertFinite, combineTokenWeights, type SparseVector } from './postprocess.ts';
 
 export interface EngineOptions {
   /** 'auto' keeps the checkpoint's precision (f16/bf16 checkpoints → f16 storage, f32 → f32). */
@@ -139,19 +139,14 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
   }
 
   private async run(texts: readonly string[], options: EngineRequest): Promise<EngineEmbedding> {
-    const { outputs, colbertDims, sparseTokens, prompt, ...embedOpts } = options;
-    const want = resolveOutputs({ outputs, colbertDims, sparseTokens }, this.encoder.colbertWidth);
-    // sentence-transformers modules (src/engine/modules.ts): dims count the last Dense layer's output; prompts prefix the texts.
-    const o = resolveEmbedOptions(moduleConfig(this.model), this.model.pooling, embedOpts);
-    const promptText = resolvePrompt(this.model, prompt);
-    if (o.layers > this.encoder.maxLayers) {
-      throw new InvalidInputError('option "layers" exceeds the blocks this engine loaded', { expected: `at most ${this.encoder.maxLayers} (created with maxLayers)`, received: o.layers });
-    }
+    // One validation for every backend (src/engine/options.ts resolveRequest). sentence-transformers
+    // modules (src/engine/modules.ts): dims count the last Dense layer's output; prompts prefix the texts.
+    const { o, want, signal } = resolveRequest(moduleConfig(this.model), this.model.pooling, options, this.encoder);
+    const promptText = resolvePrompt(this.model, options?.prompt);
     const valid = promptText ? validateTexts(texts).map((t) => promptText + t) : validateTexts(texts);
     const tok = this.model.tokenizer;
     const enc = tok.encode(valid, this.model.config.max_tokens);
     if (o.mcls) {
-      if (want.colbert) throw new InvalidInputError('option "mcls" cannot be combined with ColBERT output', { expected: 'outputs without "colbert" (inserted CLS tokens would become vectors)', received: 'colbert' });
       enc.ids = enc.ids.map((seq, i) => {
         const r = insertMcls(seq, o.mcls!, this.model.config.max_tokens);
         enc.truncated[i] ||= r.cut;
@@ -176,12 +171,17 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
     const batches = planBatches(lengths, this.maxBatchTokens);
     for (const idx of batches) {
       this.checkAlive();
+      throwIfAborted(signal);
       const batch = padBatch(idx.map((i) => enc.ids[i]), tok.padId);
       const T = batch.T;
       const r = await this.encoder.embedBatch(batch, idx.map((i) => lengths[i]), encoderOptions(this.model, o), want);
       if (r.dense) r.dense = applyModules(this.model, r.dense, idx.length, o);
       // The encoder may have been destroyed while this batch was on the device: its rows are not trusted.
       this.checkAlive();
+      // A NaN or Inf (overflowing f16, a corrupt weight) never reaches the caller (NumericError).
+      if (r.dense) assertFinite(r.dense, 'dense embeddings');
+      if (r.tokenWeights) assertFinite(r.tokenWeights, 'sparse token weights');
+      if (r.colbert) assertFinite(r.colbert.data, 'ColBERT vectors');
       idx.forEach((i, row) => {
         if (r.dense) dense.set(r.dense.subarray(row * o.dims, (row + 1) * o.dims), i * o.dims);
         if (sparse && r.tokenWeights) {

@@ -14,8 +14,9 @@ import type { EncoderConfig } from '../model/config.ts';
 import type { LoadedModel } from '../model/load.ts';
 import type { RawTensor } from '../model/tensor.ts';
 import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
-import { positionIds, type EncoderBatch } from '../reference/encoder.ts';
-import { layerNorm } from '../reference/ops.ts';
+import type { EncoderBatch } from '../tokenize/tokenizer.ts';
+import { positionIds } from './positions.ts';
+import { truncateAndNormalize } from './postprocess.ts';
 import type { ResolvedEmbedOptions } from './options.ts';
 import { shaderDType, uploadWeights, type WeightStorage } from './gpu-weights.ts';
 import { activationRowBytes, rowChunks } from './memory-plan.ts';
@@ -184,12 +185,12 @@ export class GpuEncoder implements BatchEncoder {
   private mm(M: number, l: Linear, activation: MatmulActivation, residual: boolean): KernelProgram {
     return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual, schedule: this.schedule });
   }
-  /** The family's norm; residuals are fused into the matmul before it, so LayerNorm runs without one. */
+  /** The family's norm; residuals are fused into the matmul before it (matmul `residual`). */
   private norm(M: number): KernelProgram {
     const H = this.cfg.hidden_size;
     return this.cfg.family === 'm3bert'
       ? rmsnormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule })
-      : layernormProgram({ M, H }, { wDtype: this.dtype, residual: false, eps: this.cfg.norm_eps, schedule: this.schedule });
+      : layernormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule });
   }
 
   /** Every program a forward pass may use, at a dummy shape: cache keys do not depend on shapes. */
@@ -226,13 +227,23 @@ export class GpuEncoder implements BatchEncoder {
    * pass. The caller validated ids and options (and that heads exist when sparse/colbert are asked).
    */
   async embedBatch(batch: EncoderBatch, lengths: number[], o: ResolvedEmbedOptions, want: BatchOutputs = { dense: true }): Promise<BatchResult> {
+    // The scratch buffers go back to the pool however the call ends: a failed recording, or a readback
+    // that rejects (mapAsync on a lost device). WebGPU orders later submissions after this one's work.
+    const scratch: GPUBuffer[] = [];
+    try {
+      return await this.encodeBatch(batch, lengths, o, want, scratch);
+    } finally {
+      for (const s of scratch) this.rt.pool.release(s);
+    }
+  }
+
+  private async encodeBatch(batch: EncoderBatch, lengths: number[], o: ResolvedEmbedOptions, want: BatchOutputs, scratch: GPUBuffer[]): Promise<BatchResult> {
     const { rt, cfg } = this;
     const { B, T } = batch;
     const H = cfg.hidden_size;
     const I = cfg.intermediate_size;
     const M = B * T;
     const m3 = cfg.family === 'm3bert';
-    const scratch: GPUBuffer[] = [];
     const f32 = (n: number, label: string) => {
       const buf = rt.pool.acquire(n * 4, label);
       scratch.push(buf);
@@ -245,7 +256,7 @@ export class GpuEncoder implements BatchEncoder {
       return buf;
     };
     const ids = u32(Uint32Array.from(batch.inputIds), 'ids'); // (B, T)
-    const pos = u32(Uint32Array.from(positionIds(cfg, batch)), 'position_ids'); // (B, T)
+    const pos = u32(positionIds(cfg, batch), 'position_ids'); // (B, T)
     const lens = u32(Uint32Array.from(lengths), 'lengths'); // (B)
     const x = f32(M * H, 'x'); // (B, T, H) residual stream
     const t0 = f32(M * H, 't0'); // (M, H) scratch
@@ -318,27 +329,19 @@ export class GpuEncoder implements BatchEncoder {
     rt.submit(enc);
     const result: BatchResult = {};
     if (want.dense) {
-      if (o.layerNormBeforeTruncate) {
-        const p = layerNorm(await rt.readF32(pooled, B * H), B, H, null, null, 1e-5);
-        const dense = new Float32Array(B * o.dims);
-        for (let r = 0; r < B; r++) {
-          const row = p.subarray(r * H, r * H + o.dims);
-          const n = o.normalize ? Math.max(Math.hypot(...row), 1e-12) : 1;
-          for (let i = 0; i < o.dims; i++) dense[r * o.dims + i] = row[i] / n;
-        }
-        result.dense = dense;
-      } else {
-        result.dense = await rt.readF32(out, B * o.dims);
-      }
+      result.dense = o.layerNormBeforeTruncate
+        ? truncateAndNormalize(await rt.readF32(pooled, B * H), B, H, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: true })
+        : await rt.readF32(out, B * o.dims);
     }
     if (tokenWeights) result.tokenWeights = await rt.readF32(tokenWeights, M);
     if (colbert) result.colbert = { data: await rt.readF32(colbert, M * cd), dim: cd };
-    for (const s of scratch) rt.pool.release(s);
     return result;
   }
 
   destroy(): void {
     for (const b of this.buffers) b.destroy();
     this.buffers = [];
+    // The pooled activations were sized for this model; another engine's in-use buffers are not idle, so they stay.
+    this.rt.pool.trim();
   }
 }

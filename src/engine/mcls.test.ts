@@ -19,9 +19,12 @@ describe('insertMcls', () => {
   });
 
   it('validates the interval', () => {
-    expect(validateMcls(undefined)).toBeUndefined();
-    expect(validateMcls(256)).toBe(256);
-    expect(() => validateMcls(0)).toThrow(InvalidInputError);
-    expect(() => validateMcls(2.5)).toThrow(/positive integer/);
+    expect(validateMcls(undefined, 512)).toBeUndefined();
+    expect(validateMcls(256, 512)).toBe(256);
+    expect(validateMcls(512, 512)).toBe(512);
+    expect(() => validateMcls(0, 512)).toThrow(InvalidInputError);
+    expect(() => validateMcls(2.5, 512)).toThrow(/an integer in 1\.\.512/);
+    // Bounded by the model's maximum tokens: a larger interval can insert nothing.
+    expect(() => validateMcls(1e9, 512)).toThrow(/option "mcls" must be the CLS interval in tokens; expected an integer in 1\.\.512/);
   });
 });

@@ -23,10 +23,14 @@ export function insertMcls(seq: Int32Array, every: number, maxTokens: number): {
   return { ids: Int32Array.from(out), cut: n < content.length };
 }
 
-export function validateMcls(every: unknown): number | undefined {
+/**
+ * The CLS interval, 1..maxTokens: an interval of maxTokens or more inserts no CLS beyond the first, so
+ * a larger one (`mcls: 1e9`) can only be a mistake.
+ */
+export function validateMcls(every: unknown, maxTokens: number): number | undefined {
   if (every === undefined) return undefined;
-  if (typeof every !== 'number' || !Number.isInteger(every) || every < 1) {
-    throw new InvalidInputError('option "mcls" must be the CLS interval in tokens', { expected: 'a positive integer, e.g. 256', received: every });
+  if (typeof every !== 'number' || !Number.isInteger(every) || every < 1 || every > maxTokens) {
+    throw new InvalidInputError('option "mcls" must be the CLS interval in tokens', { expected: `an integer in 1..${maxTokens} (the model's maximum tokens), e.g. 256`, received: every });
   }
   return every;
 }

@@ -1,6 +1,7 @@
-import { InvalidInputError } from '../errors.ts';
+import { AbortError, InvalidInputError } from '../errors.ts';
 import type { EncoderConfig, Pooling, PoolingConfig } from '../model/config.ts';
 import { validateMcls } from './mcls.ts';
+import { resolveOutputs, type OutputOptions, type ResolvedOutputs } from './outputs.ts';
 
 /** What a caller may ask of one embed call. */
 export interface EmbedOptions {
@@ -12,8 +13,12 @@ export interface EmbedOptions {
   pooling?: Pooling;
   /** L2-normalise after truncation. Default: the model's (sentence-transformers Normalize module). */
   normalize?: boolean;
-  /** BGE-M3's MCLS for long documents: insert a CLS every this many tokens and average the CLS states. */
+  /** BGE-M3's MCLS for long documents: insert a CLS every this many tokens (1..max tokens) and average the CLS states. */
   mcls?: number;
+  /** Rejects the call (AbortError) before it starts, or at the next batch boundary. */
+  signal?: AbortSignal;
+  /** Called as batches finish (backends that report progress); must be a function. */
+  onProgress?: (p: { done: number; total: number }) => void;
 }
 
 export interface ResolvedEmbedOptions {
@@ -58,6 +63,54 @@ export function resolveEmbedOptions(cfg: EncoderConfig, pooling: PoolingConfig, 
     pooling: (o.pooling as Pooling | undefined) ?? pooling.pooling,
     normalize: (o.normalize as boolean | undefined) ?? pooling.normalize,
     layerNormBeforeTruncate: pooling.layerNormBeforeTruncate,
-    mcls: validateMcls(o.mcls),
+    mcls: validateMcls(o.mcls, cfg.max_tokens),
   };
+}
+
+/** A request validated against the model and the backend: what Engine.run (every backend) starts from. */
+export interface ResolvedRequest {
+  o: ResolvedEmbedOptions;
+  want: ResolvedOutputs;
+  signal?: AbortSignal;
+}
+
+/**
+ * The one validation of an embed request, for every backend (WebGPU, CPU, CPU reference), run before
+ * any tokenising: the request must be an object of known options; outputs need heads; `colbertDims`
+ * needs ColBERT; MCLS excludes ColBERT (inserted CLS tokens would become vectors); `layers` must be
+ * loaded; `signal` must be an AbortSignal and not aborted yet; `onProgress` must be a function.
+ */
+export function resolveRequest(cfg: EncoderConfig, pooling: PoolingConfig, request: unknown, backend: { colbertWidth: number | null; maxLayers: number }): ResolvedRequest {
+  if (request === undefined) request = {};
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    throw new InvalidInputError('options must be an object', { expected: '{ layers?, dims?, outputs?, ... } or undefined', received: request });
+  }
+  const { outputs, colbertDims, sparseTokens, ...rest } = request as OutputOptions & Record<string, unknown>;
+  const want = resolveOutputs({ outputs, colbertDims, sparseTokens }, backend.colbertWidth);
+  if (colbertDims !== undefined && !want.colbert) {
+    throw new InvalidInputError('option "colbertDims" needs ColBERT output', { expected: 'outputs including "colbert", or no colbertDims', received: colbertDims });
+  }
+  const o = resolveEmbedOptions(cfg, pooling, rest);
+  if (o.mcls && want.colbert) {
+    throw new InvalidInputError('option "mcls" cannot be combined with ColBERT output', { expected: 'outputs without "colbert" (inserted CLS tokens would become vectors)', received: 'colbert' });
+  }
+  if (o.layers > backend.maxLayers) {
+    throw new InvalidInputError('option "layers" exceeds the blocks this engine loaded', { expected: `at most ${backend.maxLayers} (created with maxLayers)`, received: o.layers });
+  }
+  const { signal, onProgress } = rest;
+  if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidInputError('option "signal" must be an AbortSignal', { expected: 'an AbortSignal (AbortController.signal) or undefined', received: signal });
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('option "onProgress" must be a function', { expected: 'a function or undefined', received: onProgress });
+  throwIfAborted(signal);
+  return { o, want, signal };
+}
+
+function isAbortSignal(v: unknown): v is AbortSignal {
+  return typeof v === 'object' && v !== null && typeof (v as AbortSignal).aborted === 'boolean' && typeof (v as AbortSignal).addEventListener === 'function';
+}
+
+/** An aborted signal becomes the typed AbortError (its reason, when an M3Error AbortError, is kept). */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  if (signal.reason instanceof AbortError) throw signal.reason;
+  throw new AbortError('the call was aborted', { expected: 'a signal that has not fired', received: signal.reason instanceof Error ? signal.reason.message : signal.reason, cause: signal.reason });
 }

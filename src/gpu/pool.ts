@@ -23,13 +23,20 @@ export class BufferPool {
     return this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label });
   }
 
+  /** Bytes held by idle buffers, ready for reuse. */
+  get idleBytes(): number {
+    let n = 0;
+    for (const list of this.free.values()) for (const b of list) n += b.size;
+    return n;
+  }
+
   release(buf: GPUBuffer): void {
     const list = this.free.get(buf.size) ?? [];
     list.push(buf);
     this.free.set(buf.size, list);
   }
 
-  /** Frees every idle buffer (e.g. after a burst of long inputs). */
+  /** Frees every idle buffer; buffers in use stay (GpuEncoder.destroy calls it: the next model's shapes differ). */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) {
       this.allocatedBytes -= b.size;

@@ -204,11 +204,15 @@ export class GpuRuntime {
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(buf, 0, staging, 0, staging.size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = staging.getMappedRange().slice(0, byteLength);
-    staging.unmap();
-    staging.destroy();
-    return out;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const out = staging.getMappedRange().slice(0, byteLength);
+      staging.unmap();
+      return out;
+    } finally {
+      // Also when mapAsync rejects (device lost, buffer destroyed): the staging buffer never outlives the read.
+      staging.destroy();
+    }
   }
 
   async readF32(buf: GPUBuffer, count: number): Promise<Float32Array> {

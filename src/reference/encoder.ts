@@ -35,18 +35,24 @@ function w(weights: WeightMap, name: string): Float32Array {
   return t;
 }
 
-/** Position ids per token: BERT/m3bert 0..T-1; RoBERTa: padding_idx + cumsum(mask), padding → padding_idx. */
+/**
+ * Position ids per token: BERT/m3bert 0..T-1; RoBERTa/XLM-R as transformers'
+ * create_position_ids_from_input_ids: mask = input_ids != padding_idx, cumsum(mask) * mask + padding_idx.
+ * The mask comes from the ids, not the attention mask: a literal <pad> inside a text gets padding_idx.
+ */
 export function positionIds(cfg: EncoderConfig, batch: EncoderBatch): Int32Array {
-  const { B, T, attentionMask } = batch;
+  const { B, T, inputIds } = batch;
   const pos = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {
     let seen = 0;
     for (let t = 0; t < T; t++) {
-      if (cfg.family === 'xlm-roberta') {
-        // transformers create_position_ids_from_input_ids: cumsum(mask) * mask + padding_idx.
-        if (attentionMask[b * T + t]) seen++;
-        pos[b * T + t] = attentionMask[b * T + t] ? cfg.pad_token_id + seen : cfg.pad_token_id;
-      } else pos[b * T + t] = t;
+      if (cfg.family !== 'xlm-roberta') {
+        pos[b * T + t] = t;
+        continue;
+      }
+      const real = inputIds[b * T + t] !== cfg.pad_token_id;
+      if (real) seen++;
+      pos[b * T + t] = real ? cfg.pad_token_id + seen : cfg.pad_token_id;
     }
   }
   return pos;

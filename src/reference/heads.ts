@@ -13,12 +13,9 @@ export interface LinearWeights {
   in: number;
 }
 
-export interface SparseVector {
-  /** Token ids, ascending. */
-  ids: Uint32Array;
-  /** max over the text's occurrences of relu(sparse_linear(h)), same order as ids. */
-  weights: Float32Array;
-}
+// The result type is production's (search and the engine return it); the arithmetic below is the oracle's own.
+import type { SparseVector } from '../engine/postprocess.ts';
+export type { SparseVector };
 
 /**
  * Lexical weights of one sequence. hidden: (T, H) of one text, ids/mask: (T).
@@ -31,8 +28,8 @@ export function sparseWeights(hidden: Float32Array, ids: ArrayLike<number>, mask
 }
 
 /**
- * The per-id combination step (shared with the GPU engine, which computes the per-token weights):
- * relu, max per token id, special ids and weights that are not > 0 dropped, ids ascending.
+ * The per-id combination step, the oracle's copy (production's is src/engine/postprocess.ts, checked
+ * against this one): relu, max per token id, special ids and weights that are not > 0 dropped, ids ascending.
  */
 export function combineTokenWeights(raw: ArrayLike<number>, ids: ArrayLike<number>, mask: ArrayLike<number>, T: number, specialIds: ReadonlySet<number>): SparseVector {
   const best = new Map<number, number>();

@@ -24,6 +24,8 @@ export const GOLDEN_TEXTS: Record<string, string[]> = {
     'ok',
     'الثعلب البني السريع يقفز فوق الكلب الكسول، ثم يعود إلى الغابة ليبحث عن طعام قبل غروب الشمس.',
     'Быстрая коричневая лиса прыгает через ленивую собаку.',
+    // A literal <pad> in the text: XLM-R gives it padding_idx as its position (create_position_ids_from_input_ids).
+    'A literal <pad> inside the text, then more words after it.',
   ],
   'm3bert-tiny': [
     'Matryoshka over layers and dimensions.',

@@ -141,17 +141,19 @@ class BertLike(nn.Module):
             layer.norm2.bias.data.copy_(w[p + 'output.LayerNorm.bias'])
             self.layers.append(layer)
 
-    def position_ids(self, attention_mask):
+    def position_ids(self, input_ids):
         if self.family == 'xlm-roberta':
-            # transformers create_position_ids_from_input_ids: padding_idx + cumsum(mask) * mask.
-            return torch.cumsum(attention_mask, dim=1) * attention_mask + self.pad
-        T = attention_mask.shape[1]
-        return torch.arange(T, dtype=torch.int64).unsqueeze(0).expand_as(attention_mask)
+            # transformers create_position_ids_from_input_ids: mask = input_ids != padding_idx, then
+            # cumsum(mask) * mask + padding_idx — a literal <pad> inside the text gets padding_idx too.
+            m = input_ids.ne(self.pad).long()
+            return torch.cumsum(m, dim=1) * m + self.pad
+        T = input_ids.shape[1]
+        return torch.arange(T, dtype=torch.int64).unsqueeze(0).expand_as(input_ids)
 
     def hidden_states(self, input_ids, attention_mask, token_type_ids=None):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.ln(self.word(input_ids) + self.pos(self.position_ids(attention_mask)) + self.token_type(token_type_ids))
+        x = self.ln(self.word(input_ids) + self.pos(self.position_ids(input_ids)) + self.token_type(token_type_ids))
         pad_mask = attention_mask == 0
         hs = [x]
         for layer in self.layers:
@@ -270,8 +272,9 @@ def manual_hidden_states(family, cfg, w, ids, mask):
         for b in range(B):
             c = 0
             for t in range(T):
-                c += int(mask[b, t])
-                pos[b, t] = cfg['pad_token_id'] + c if mask[b, t] else cfg['pad_token_id']
+                real = int(ids[b, t]) != cfg['pad_token_id']  # by id, not by the attention mask (as upstream)
+                c += int(real)
+                pos[b, t] = cfg['pad_token_id'] + c if real else cfg['pad_token_id']
     else:
         pos = torch.arange(T).repeat(B, 1)
     x = ln(w['embeddings.word_embeddings.weight'][ids] + w['embeddings.position_embeddings.weight'][pos]

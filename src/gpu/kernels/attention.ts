@@ -76,12 +76,6 @@ function checkShape(s: AttentionShape): number {
   return d;
 }
 
-/** Extra buffer bytes the kernel needs beyond qkv / lengths / out: none (no T×T scores, no scratch). */
-export function attentionScratchBytes(shape: AttentionShape): number {
-  checkShape(shape);
-  return 0;
-}
-
 const WGSL = /* wgsl */ `
 // Flash-style bidirectional MHA (Vaswani et al. 2017; online softmax: Milakov & Gimelshein 2018;
 // tiling: Dao et al. 2022). See src/gpu/kernels/attention.ts for the layout.

@@ -16,8 +16,10 @@ const MAX_GROUPS = 65535;
  * The sum is f32, in that order ((word + pos) + type). Only token type 0 is read: single-sentence
  * embedding never uses another segment.
  *
- * Position ids are computed on the CPU by the engine (BERT / m3BERT: 0..T−1; RoBERTa / XLM-R:
- * padding_idx + cumsum(mask), padding → padding_idx; see positionIds() in src/reference/encoder.ts).
+ * Position ids are computed on the CPU by the engine (src/engine/positions.ts): BERT / m3BERT 0..T−1;
+ * RoBERTa / XLM-R as transformers' create_position_ids_from_input_ids, from `input_ids != padding_idx`
+ * (not the attention mask): cumsum · mask + padding_idx, so padding and a literal `<pad>` inside a text
+ * both read row padding_idx of the position table.
  * The shader validates nothing: the ENGINE must guarantee ids[m] < V and posIds[m] < P before upload
  * (WebGPU's robust buffer access would otherwise clamp or zero an out-of-range read silently, never fault).
  * The following norm (LayerNorm / RMSNorm) is a separate dispatch.

@@ -7,13 +7,14 @@ const MAX_GROUPS = 65535;
 
 /**
  * LayerNorm over the last axis (Ba et al. 2016, "Layer Normalization"; torch.nn.LayerNorm with biased
- * variance), optionally fused with the residual add of a post-LN block (BERT / XLM-R: LN(x + sublayer(x))):
+ * variance). The post-LN residual add (BERT / XLM-R: LN(x + sublayer(x))) is fused into the matmul
+ * before it (matmul.ts `residual`), so this kernel normalises its input alone:
  *
- *   s = x (+ r);  μ = mean(s);  σ² = mean((s − μ)²);  y = (s − μ) / sqrt(σ² + eps) · γ + β
+ *   μ = mean(x);  σ² = mean((x − μ)²);  y = (x − μ) / sqrt(σ² + eps) · γ + β
  *
- * x, r: (M, H) f32;  gamma, beta: (H) in `wDtype` storage;  y: (M, H) f32.  M, H and eps are uniforms
+ * x: (M, H) f32;  gamma, beta: (H) in `wDtype` storage;  y: (M, H) f32.  M, H and eps are uniforms
  * (eps is an attribute of the call but never enters the WGSL or cacheKey: BERT 1e-12, XLM-R 1e-5).
- * Bindings after the uniform block: x, [r], gamma, beta, y (y must not alias x or r).
+ * Bindings after the uniform block: x, gamma, beta, y (y must not alias x).
  *
  * Schedule 'workgroup' (default): one 64-thread workgroup per row (grid-stride over rows when M > 65535),
  * both moments f32 tree reductions in workgroup memory; 'registers' (CPU adapters, see KernelSchedule):
@@ -21,13 +22,11 @@ const MAX_GROUPS = 65535;
  * cancels), and on data shifted by the row's first element (the "shifted data" variance algorithm) so a
  * large common offset does not eat the f32 mantissa of μ. The row is re-read from global memory for each pass (it stays in cache).
  */
-export function layernormProgram(shape: { M: number; H: number }, attrs: { wDtype: WeightDType; residual: boolean; eps: number; schedule?: KernelSchedule }): KernelProgram {
-  const { wDtype, residual } = attrs;
+export function layernormProgram(shape: { M: number; H: number }, attrs: { wDtype: WeightDType; eps: number; schedule?: KernelSchedule }): KernelProgram {
+  const { wDtype } = attrs;
   const g = weightAccessor(wDtype, 'gamma');
   const b = weightAccessor(wDtype, 'beta');
   const wt = weightArrayType(wDtype);
-  // Binding numbers: x = 1, [r = 2], then gamma, beta, y.
-  const n0 = residual ? 3 : 2;
   // One 64-thread workgroup per row, moments by workgroup tree reductions.
   const tiledMain = /* wgsl */ `// Sum of one value per thread over the workgroup (f32 tree). Call from uniform control flow.
 var<workgroup> part: array<f32, ${WG}>;
@@ -83,22 +82,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 }`;
   return {
     name: 'layernorm',
-    cacheKey: `layernorm/${attrs.schedule ?? 'workgroup'}/${wDtype}/${residual ? 'residual' : 'plain'}`,
-    bindings: residual ? ['read', 'read', 'read', 'read', 'read_write'] : ['read', 'read', 'read', 'read_write'],
+    cacheKey: `layernorm/${attrs.schedule ?? 'workgroup'}/${wDtype}`,
+    bindings: ['read', 'read', 'read', 'read_write'],
     uniforms: packUniforms([{ u32: shape.M }, { u32: shape.H }, { f32: attrs.eps }]),
     dispatch: [Math.max(1, Math.min(attrs.schedule === 'registers' ? Math.ceil(shape.M / WG) : shape.M, MAX_GROUPS)), 1, 1],
     wgsl: /* wgsl */ `${g.enable}
 struct U { M: u32, H: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // (M, H)
-${residual ? '@group(0) @binding(2) var<storage, read> r: array<f32>;          // (M, H) residual' : ''}
-@group(0) @binding(${n0}) var<storage, read> gamma: ${wt};        // (H)
-@group(0) @binding(${n0 + 1}) var<storage, read> beta: ${wt};         // (H)
-@group(0) @binding(${n0 + 2}) var<storage, read_write> y: array<f32>;   // (M, H)
+@group(0) @binding(2) var<storage, read> gamma: ${wt};        // (H)
+@group(0) @binding(3) var<storage, read> beta: ${wt};         // (H)
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;   // (M, H)
 ${g.decl}
 ${b.decl}
-// s = x (+ r), element j of the flattened (M, H) input.
-fn load_s(j: u32) -> f32 { return ${residual ? 'x[j] + r[j]' : 'x[j]'}; }
+// Element j of the flattened (M, H) input.
+fn load_s(j: u32) -> f32 { return x[j]; }
 
 ${attrs.schedule === 'registers' ? rowsMain : tiledMain}`,
   };
