@@ -8,7 +8,7 @@
 import * as ort from 'onnxruntime-web/wasm';
 import { InvalidInputError } from '../errors.ts';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load.ts';
-import { pool, truncateAndNormalize } from '../reference/pooling.ts';
+import { pool, truncateAndNormalize } from '../engine/postprocess.ts';
 import { padBatch, validateTexts } from '../tokenize/tokenizer.ts';
 import type { EmbedResult, GpuProbe, ModelInfo } from '../engine/service.ts';
 

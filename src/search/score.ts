@@ -13,7 +13,7 @@
  * All sums are accumulated in float64.
  */
 import { InvalidInputError } from '../errors.ts';
-import type { SparseVector } from '../reference/heads.ts';
+import type { SparseVector } from '../engine/postprocess.ts';
 
 export type { SparseVector };
 
