@@ -34,6 +34,7 @@ async function clientFor(model: string, extra: object = {}) {
     model: server.folderUrl(model),
     cache: memoryCache(),
     calibration: 'skip',
+    backend: 'webgpu',
     chunkTexts: 2,
     maxBatchTexts: 3,
     workerFactory: () => {
@@ -52,7 +53,7 @@ describe('M3Client over the real EmbedService', () => {
     const opts = { outputs: ['dense', 'sparse', 'colbert'] as ('dense' | 'sparse' | 'colbert')[], layers: 2, dims: 20, colbertDims: 16, sparseTokens: true };
     const got = await m3.embed(TEXTS, opts);
     const direct = new EmbedService({ gpu: gpu.gpu });
-    await direct.load(server.folderUrl('xlmr-tiny'));
+    await direct.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
     const want = await direct.embed(TEXTS, opts);
     expect(got.batches).toBeGreaterThan(1); // really sliced over several worker calls
     expect(got.dims).toBe(20);
@@ -105,5 +106,21 @@ describe('M3Client over the real EmbedService', () => {
     expect(maxAbs(deep.embeddings, want.embeddings)).toBeLessThanOrEqual(1e-6);
     full.m3.dispose();
     small.m3.dispose();
+  });
+});
+
+describe('M3Client picks the faster backend on a software WebGPU adapter', () => {
+  it('calibrates WebGPU and the CPU backend and keeps the better plan for the budget, saying why', async () => {
+    const { m3 } = await clientFor('m3bert-tiny', { calibration: 'auto', backend: 'auto', budget: { latencyMs: 10_000 } });
+    const trials = m3.stats.backendTrials!;
+    expect(trials.map((t) => t.backend).sort()).toEqual(['cpu', 'webgpu']);
+    const best = [...trials].filter((t) => t.plan).sort((x, y) => y.plan!.quality - x.plan!.quality || x.plan!.latencyMs - y.plan!.latencyMs)[0];
+    expect(m3.plan.backend).toBe(best.backend);
+    expect(m3.info.backends).toEqual([best.backend]);
+    expect(m3.plan.backendReason).toMatch(/calibrated .*cpu.* vs |calibrated .*webgpu.* vs /);
+    // It embeds on the kept backend at an early exit, as the other would.
+    const r = await m3.embed(TEXTS, { layers: 1 });
+    expect(r.backend).toBe(best.backend);
+    m3.dispose();
   });
 });

@@ -10,10 +10,11 @@ import { defaultCostModel, fitCostModel, type CostModel, type ModelShape } from 
 
 /** The part of the worker's API calibration needs. */
 export interface CalibrationTarget {
-  calibrate(runs: { text: string; layers: number }[]): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]>;
+  calibrate(runs: { text: string; layers: number }[], backend?: ModelInfo['backend']): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]>;
 }
 
 export interface CalibrationContext {
+  /** The model as served by the backend to calibrate (info.backend names it). */
   info: ModelInfo;
   shape: ModelShape;
   adapter: GpuProbe | null;
@@ -56,14 +57,15 @@ export async function calibrate(target: CalibrationTarget, ctx: CalibrationConte
   const exits = info.backend === 'ort-wasm' ? [info.layers] : [...new Set(shape.mrlLayers?.length ? [Math.min(...shape.mrlLayers), Math.min(top, Math.max(...shape.mrlLayers))] : [1, Math.ceil(top / 2), top])];
   const lengths = [...new Set([8, 32, 96].map((t) => Math.min(t, info.maxTokens)))];
   // Warm-up (pipeline compilation, buffer pool) is not timed.
-  await target.calibrate([{ text: textOf(8), layers: top }]);
+  const kind = info.backend;
+  await target.calibrate([{ text: textOf(8), layers: top }], kind);
   let runsDone = 1;
   const runs = lengths.flatMap((t) => exits.map((l) => ({ text: textOf(t), layers: l })));
   const samples: CalibrationRecord['samples'] = [];
   for (let i = 0; i < runs.length; i++) {
     if (!ctx.current()) throw new WorkerCrashedError('worker replaced during calibration');
     // Best of two: the minimum is the least noisy estimate on a busy machine.
-    const [r1, r2] = await target.calibrate([runs[i], runs[i]]);
+    const [r1, r2] = await target.calibrate([runs[i], runs[i]], kind);
     runsDone += 2;
     const best = r1.ms <= r2.ms ? r1 : r2;
     samples.push({ tokens: best.tokens, layers: best.layers, ms: best.ms, gpuMs: best.gpuMs });

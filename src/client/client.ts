@@ -39,15 +39,16 @@ export interface M3ClientOptions {
   model: string;
   budget?: Budget;
   /**
-   * 'auto' (default): WebGPU when an adapter is granted; else onnxruntime-web (wasm) when the model
-   * ships an ONNX file (see `onnx`); else the engine's CPU reference.
+   * 'auto' (default): WebGPU on a hardware adapter; the CPU backend (onnxruntime-web wasm kernels per
+   * block, early exit kept) without WebGPU; on a software adapter (SwiftShader, lavapipe) both are
+   * calibrated and the faster plan wins (`plan.backendReason` says why). 'webgpu' / 'cpu' force one;
+   * 'ort-wasm' runs the model's whole exported ONNX graph (full depth only); 'cpu-ref' is the oracle.
    */
-  backend?: 'auto' | 'webgpu' | 'cpu-ref' | 'ort-wasm';
-  /**
-   * The model's ONNX export for the wasm fallback: a URL, or 'auto' (default) to look for
-   * `<model>/onnx/model.onnx` (the transformers.js layout) when WebGPU is missing; false never uses ORT.
-   */
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'cpu-ref' | 'ort-wasm';
+  /** The ONNX export for backend 'ort-wasm': a URL, or 'auto' (default) for `<model>/onnx/model.onnx`. */
   onnx?: string | false;
+  /** wasm threads for the CPU backend (default: onnxruntime-web's; 1 unless the page is cross-origin isolated). */
+  threads?: number;
   /** Where onnxruntime-web's .wasm files are served (default: /node_modules/onnxruntime-web/dist/). */
   ortWasmPaths?: string;
   weights?: 'auto' | 'f32' | 'f16';
@@ -95,6 +96,8 @@ export interface ClientStats {
   restarts: number;
   workerCalls: number;
   replans: number;
+  /** On a software WebGPU adapter: each backend's calibrated plan for the budget (null: none fits). */
+  backendTrials?: { backend: string; plan: Pick<Plan, 'layers' | 'dims' | 'latencyMs' | 'quality'> | null }[];
 }
 
 const EMBED_KEYS = new Set(['layers', 'dims', 'pooling', 'normalize', 'outputs', 'colbertDims', 'sparseTokens', 'mcls', 'signal', 'onProgress']);
@@ -210,19 +213,11 @@ export class M3Client extends EventTarget {
   /** The ONNX file to run on onnxruntime-web's wasm EP, or null for the engine's own backends. */
   private async chooseOrt(): Promise<string | null> {
     const { backend = 'auto', onnx = 'auto' } = this.options;
-    if (backend === 'webgpu' || backend === 'cpu-ref' || onnx === false || this.options.workerFactory) return null;
+    if (backend !== 'ort-wasm' || onnx === false || this.options.workerFactory) return null;
     const url = onnx === 'auto' ? new URL('onnx/model.onnx', this.modelBase()).href : new URL(onnx, typeof location !== 'undefined' ? location.href : undefined).href;
-    if (backend === 'ort-wasm') return url;
-    // 'auto': only when this browser grants no WebGPU adapter, and only when the file is there.
-    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
-    const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-    if (adapter) return null;
-    try {
-      const r = await fetch(url, { method: 'HEAD' });
-      return r.ok && !/text\/html/.test(r.headers.get('content-type') ?? '') ? url : null;
-    } catch {
-      return null;
-    }
+    // 'auto' never picks ORT: the CPU backend runs the same onnxruntime-web wasm kernels per block, so it
+    // keeps early exit and every output, which a whole exported graph cannot.
+    return url;
   }
 
   /** Starts a worker, loads the model (HTTP/browser cache makes a reload cheap), calibrates or reads the cache, plans. */
@@ -282,15 +277,20 @@ export class M3Client extends EventTarget {
         this.quality = { ...this.quality, points: full.length ? full : qualityTable({ ...this.shape, mrlLayers: undefined, mrlDims: undefined }).points.filter((p) => p.layers === info.layers) };
       }
       const deviceChanged = prevDevice !== null && prevDevice !== deviceKey(adapter, info);
-      if (!this.cost || prevDevice === null || deviceChanged) this.cost = await this.calibrate(remote, gen);
+      if ((info.backends?.length ?? 1) > 1) {
+        // A software WebGPU adapter: the worker built WebGPU and the CPU backend; calibrate both, keep the faster plan.
+        await this.chooseBackend(remote, gen);
+        if (gen !== this.gen) return;
+      } else if (!this.cost || prevDevice === null || deviceChanged) this.cost = await this.calibrate(remote, gen);
       if (gen !== this.gen) return;
       let plan: Plan;
       try {
-        plan = choosePlan(this.shape, this.quality, this.cost, this.budget, info.backend, this.limits());
+        plan = choosePlan(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits());
       } catch (e) {
         if (!this.plan) throw e; // first start: the budget error is the caller's to see
-        plan = { ...this.plan, backend: info.backend, dtype: info.dtype }; // after a restart: keep serving the old plan
+        plan = { ...this.plan, backend: this.info.backend, dtype: this.info.dtype }; // after a restart: keep serving the old plan
       }
+      plan.backendReason = this.info.backendReason;
       if (this.plan && (deviceChanged || plan.backend !== this.plan.backend)) {
         this.stats.replans++;
         this.emit({ phase: 'replan', reason: 'device changed', plan });
@@ -306,7 +306,8 @@ export class M3Client extends EventTarget {
   }
 
   private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
-    return { backend: (this.options.backend as 'auto' | 'webgpu' | 'cpu-ref' | undefined) ?? 'auto', weights: this.options.weights, ...(maxLayers ? { maxLayers } : {}) };
+    const { backend = 'auto', weights, threads } = this.options;
+    return { backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(maxLayers ? { maxLayers } : {}) };
   }
 
   /**
@@ -345,6 +346,35 @@ export class M3Client extends EventTarget {
     return this.deepening;
   }
 
+  /**
+   * Calibrates every backend the worker built, plans on each for the budget, and keeps the one whose plan
+   * is best (higher quality, then lower latency); the worker releases the other. The reason names both.
+   */
+  private async chooseBackend(remote: Comlink.Remote<EmbedService>, gen: number): Promise<void> {
+    const kinds = this.info.backends!;
+    const tried: { kind: ModelInfo['backend']; cost: CostModel; plan: Plan | null; info: ModelInfo }[] = [];
+    for (const kind of kinds) {
+      const info: ModelInfo = { ...this.info, backend: kind, dtype: kind === 'webgpu' ? this.info.dtype : 'f32' };
+      const cost = await this.calibrate(remote, gen, info);
+      if (gen !== this.gen) return;
+      let plan: Plan | null = null;
+      try {
+        plan = choosePlan({ ...this.shape, dtype: info.dtype }, this.quality, cost, this.budget, kind, kind === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {});
+      } catch {
+        plan = null;
+      }
+      tried.push({ kind, cost, plan, info });
+    }
+    const ok = tried.filter((t) => t.plan);
+    const pick = ok.sort((x, y) => y.plan!.quality - x.plan!.quality || x.plan!.latencyMs - y.plan!.latencyMs)[0] ?? tried.sort((x, y) => x.cost.a + x.cost.b - (y.cost.a + y.cost.b))[0];
+    const fmt = (t: (typeof tried)[number]) => (t.plan ? `${t.kind} ${t.plan.layers}×${t.plan.dims} ~${t.plan.latencyMs.toFixed(1)} ms` : `${t.kind}: no plan meets the budget`);
+    const reason = `software WebGPU adapter: calibrated ${tried.map(fmt).join(' vs ')}; kept ${pick.kind}`;
+    this.stats.backendTrials = tried.map((t) => ({ backend: t.kind, plan: t.plan && { layers: t.plan.layers, dims: t.plan.dims, latencyMs: t.plan.latencyMs, quality: t.plan.quality } }));
+    this.info = await remote.selectBackend(pick.kind, reason);
+    this.shape = { ...this.shape, dtype: this.info.dtype };
+    this.cost = pick.cost;
+  }
+
   /** The adapter's buffer limits, when the plan runs on WebGPU. */
   private limits(): { maxStorageBufferBindingSize?: number; maxBufferSize?: number } {
     return this.info?.backend === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {};
@@ -360,9 +390,9 @@ export class M3Client extends EventTarget {
     }
   }
 
-  private async calibrate(remote: Comlink.Remote<EmbedService>, gen: number): Promise<CostModel> {
+  private async calibrate(remote: Comlink.Remote<EmbedService>, gen: number, info: ModelInfo = this.info): Promise<CostModel> {
     const out = await calibrate(remote, {
-      info: this.info,
+      info,
       shape: this.shape,
       adapter: this.adapter,
       cache: this.cache,

@@ -90,6 +90,8 @@ export interface Candidate extends QualityPoint {
 export interface Plan extends Candidate {
   dtype: string;
   backend: string;
+  /** Why this backend: the worker's reason, or the comparison of calibrated backends. */
+  backendReason?: string;
   maxBatchTokens: number;
   qualitySource: QualityTable['source'];
   costSource: CostModel['source'];
@@ -104,7 +106,7 @@ const MiB = 1024 * 1024;
 // Quality
 
 /**
- * Half the layers keeps ≈ 85 % of quality: /work/shared/docs/semantics.md, "2D Matryoshka in other
+ * Half the layers keeps ≈ 85 % of quality: ../shared/docs/semantics.md, "2D Matryoshka in other
  * families" — adaptive layers (sentence-transformers AdaptiveLayerLoss) "half the layers ≈ 2× speed at
  * ~85 % quality (STS)"; the mxbai-embed-2d card reports 75–85 % for half its 24 layers.
  * Curve: q_layers(f) = f^α with f = l / L, α = ln 0.85 / ln 0.5 ≈ 0.234.

@@ -6,6 +6,8 @@ import { parseConfig } from '../model/config.ts';
 import { fetchModelFile, resolveModelSource } from '../model/source.ts';
 import type { BackendKind } from './backend.ts';
 import { CpuReferenceBackend } from './reference-backend.ts';
+import { createCpuEngine, CpuEncoder } from '../cpu/index.ts';
+import { GpuEncoder } from './gpu-encoder.ts';
 import { Engine, type EngineEmbedding, type EngineOptions, type EngineRequest } from './engine.ts';
 
 export interface ModelInfo {
@@ -26,6 +28,12 @@ export interface ModelInfo {
   dtype: string;
   /** Blocks the backend holds (a plan that never runs deeper uploads fewer: EngineOptions.maxLayers). */
   maxLayers: number;
+  /** Backends load() built, serving one first; more than one until selectBackend() keeps one. */
+  backends?: Backend[];
+  /** Why this backend (shown by the plan and the playground). */
+  backendReason?: string;
+  /** wasm threads of the CPU backend. */
+  threads?: number;
 }
 
 /** 'ort-wasm' is the client's onnxruntime-web fallback (src/client/ort-service.ts), same surface. */
@@ -40,8 +48,14 @@ export interface EmbedResult extends Omit<EngineEmbedding, 'batches'> {
 }
 
 export interface LoadOptions extends EngineOptions {
-  /** 'auto' uses WebGPU when an adapter is granted, else the CPU reference. */
+  /**
+   * 'auto': WebGPU on a hardware adapter; on a software adapter (SwiftShader, lavapipe) WebGPU and the
+   * CPU backend both (the client calibrates each, then selectBackend keeps one); without WebGPU the CPU
+   * backend. 'cpu-ref' is the CPU reference (the oracle, for tests).
+   */
   backend?: 'auto' | Backend;
+  /** wasm threads for the CPU backend (default: onnxruntime-web's, 1 without cross-origin isolation). */
+  threads?: number;
   /** Cancels the download and the upload; the model that was serving keeps serving. */
   signal?: AbortSignal;
   /** A download that delivers no byte for this long fails with StallTimeoutError (default: the loader's). */
@@ -68,12 +82,19 @@ export interface ModelShapeInfo {
 export type GpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; reason: string };
 
 /** The loaded model as the service serves it: one backend, its description, and its generation. */
+type ServedBackend = Engine | CpuReferenceBackend;
+
 interface Serving {
   gen: number;
-  backend: Engine | CpuReferenceBackend;
+  backend: ServedBackend;
+  /** Other backends built for the planner to calibrate (selectBackend keeps one). */
+  alternatives: ServedBackend[];
   info: ModelInfo;
   model: LoadedModel;
 }
+
+/** The backends load() accepts ('ort-wasm' is the client's separate ONNX worker). */
+const LOAD_BACKENDS: readonly string[] = ['auto', 'webgpu', 'cpu', 'cpu-ref'];
 
 /**
  * What the worker exposes. Kept free of comlink so Node tests drive it directly; the worker file
@@ -124,8 +145,8 @@ export class EmbedService {
 
   async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
-    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, ...engineOpts } = opts;
-    if (!['auto', 'webgpu', 'cpu-ref'].includes(backend)) throw new InvalidInputError('unknown backend', { expected: '"auto", "webgpu" or "cpu-ref"', received: backend });
+    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, ...engineOpts } = opts;
+    if (!LOAD_BACKENDS.includes(backend)) throw new InvalidInputError('unknown backend', { expected: LOAD_BACKENDS.map((b) => `"${b}"`).join(', '), received: backend });
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: onProgress });
     if (signal?.aborted) throw abortError(signal);
     this.loadAbort?.abort(new AbortError('load() was superseded by a newer load()', { expected: 'one load at a time', received: 'a second load()' }));
@@ -133,34 +154,65 @@ export class EmbedService {
     this.loadAbort = ctl;
     const onAbort = () => ctl.abort(abortError(signal!));
     signal?.addEventListener('abort', onAbort, { once: true });
-    let built: Engine | CpuReferenceBackend | null = null;
+    const built: ServedBackend[] = [];
     try {
       const loaded = await loadModel(model, { onProgress, signal: ctl.signal, ...(stallTimeoutMs !== undefined ? { stallTimeoutMs } : {}) } as Parameters<typeof loadModel>[1]);
-      if (backend !== 'cpu-ref') {
+      let why = '';
+      if (backend === 'webgpu' || backend === 'auto') {
         try {
-          built = await Engine.create(await this.gpu(), loaded, engineOpts);
+          const gpu = await Engine.create(await this.gpu(), loaded, engineOpts);
+          built.push(gpu);
+          why = gpu.encoder.rt.fallbackAdapter ? 'the WebGPU adapter is a CPU fallback (software Vulkan): the CPU backend was built too, for the planner to compare' : 'a hardware WebGPU adapter';
         } catch (e) {
           if (backend === 'webgpu' || !(e instanceof GpuUnavailableError)) throw e;
+          why = `no WebGPU: ${e.message}`;
         }
       }
-      built ??= new CpuReferenceBackend(loaded);
+      // The CPU backend: asked for, or no WebGPU, or WebGPU on a software adapter (where the CPU backend may be faster).
+      const gpuBuilt = built[0] instanceof Engine && built[0].encoder instanceof GpuEncoder ? built[0].encoder : null;
+      if (backend === 'cpu' || (backend === 'auto' && (!gpuBuilt || gpuBuilt.rt.fallbackAdapter))) {
+        built.push(await createCpuEngine(loaded, { maxLayers: engineOpts.maxLayers, threads }));
+        if (backend === 'cpu') why = 'asked for the CPU backend';
+      }
+      if (backend === 'cpu-ref') {
+        built.push(new CpuReferenceBackend(loaded));
+        why = 'asked for the CPU reference (the oracle; slow)';
+      }
       if (ctl.signal.aborted) throw ctl.signal.reason;
-      const info = describeModel(loaded, built);
-      // The GPU holds the weights now: drop the JS copies (the CPU backend computes from them, so it keeps them).
-      if (built instanceof Engine && !keepWeights) {
+      // Every backend built holds its own copy now (GPU buffers, wasm sessions): drop the JS copies,
+      // except for the CPU reference, which computes from them.
+      if (!keepWeights && !built.some((b) => b instanceof CpuReferenceBackend)) {
         loaded.weights.clear();
         loaded.heads.clear();
       }
+      const info = describeModel(loaded, built[0], built.map((b) => b.kind), why);
       const old = this.serving;
-      this.serving = { gen: ++this.gen, backend: built, info, model: loaded };
-      built = null;
+      this.serving = { gen: ++this.gen, backend: built[0], alternatives: built.slice(1), info, model: loaded };
+      built.length = 0;
       old?.backend.destroy();
+      for (const b of old?.alternatives ?? []) b.destroy();
       return info;
     } finally {
-      built?.destroy();
+      for (const b of built) b.destroy();
       signal?.removeEventListener('abort', onAbort);
       if (this.loadAbort === ctl) this.loadAbort = null;
     }
+  }
+
+  /**
+   * Keeps one of the backends load() built (on a software WebGPU adapter it builds both WebGPU and the
+   * CPU backend so the client can calibrate each) and releases the others. Returns the new ModelInfo.
+   */
+  selectBackend(kind: Backend, reason: string): ModelInfo {
+    const cur = this.serving;
+    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before selectBackend()', received: 'selectBackend() first' });
+    const all = [cur.backend, ...cur.alternatives];
+    const pick = all.find((b) => b.kind === kind);
+    if (!pick) throw new InvalidInputError('that backend was not built for this model', { expected: all.map((b) => b.kind).join(' or '), received: kind });
+    for (const b of all) if (b !== pick) b.destroy();
+    const info = { ...describeModel(cur.model, pick, [kind], reason) };
+    this.serving = { ...cur, gen: ++this.gen, backend: pick, alternatives: [], info };
+    return info;
   }
 
   async embed(texts: string[], opts: EngineRequest = {}): Promise<EmbedResult> {
@@ -210,16 +262,19 @@ export class EmbedService {
    * Times one single-text embed per run on the loaded model: exact token counts, wall-clock ms, and
    * GPU ms from timestamp-query (runtime profiling mode) when the device has it.
    */
-  async calibrate(runs: { text: string; layers: number }[]): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]> {
-    const model = this.serving?.model;
-    if (!model) throw new InvalidInputError('no model loaded', { expected: 'load(model) before calibrate()', received: 'calibrate() first' });
-    const rt = this.serving?.backend instanceof Engine ? this.runtime : null;
+  async calibrate(runs: { text: string; layers: number }[], kind?: Backend): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]> {
+    const cur = this.serving;
+    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before calibrate()', received: 'calibrate() first' });
+    const model = cur.model;
+    const target = kind === undefined ? cur.backend : [cur.backend, ...cur.alternatives].find((b) => b.kind === kind);
+    if (!target) throw new InvalidInputError('that backend was not built for this model', { expected: [cur.backend, ...cur.alternatives].map((b) => b.kind).join(' or '), received: kind });
+    const rt = target instanceof Engine && target.kind === 'webgpu' ? this.runtime : null;
     const timed = !!rt && rt.device.features.has('timestamp-query');
     const out = [];
     for (const run of runs) {
       const tokens = model.tokenizer.encode([run.text], model.config.max_tokens).ids[0].length;
       const t0 = performance.now();
-      await this.embed([run.text], { layers: run.layers });
+      await target.embed([run.text], { layers: run.layers });
       const ms = performance.now() - t0;
       this.calibrationRuns++;
       let gpuMs: number | null = null;
@@ -228,7 +283,7 @@ export class EmbedService {
         await rt!.takeProfile();
         rt!.profiling = true;
         try {
-          await this.embed([run.text], { layers: run.layers });
+          await target.embed([run.text], { layers: run.layers });
         } finally {
           rt!.profiling = false;
         }
@@ -253,7 +308,7 @@ function abortError(signal: AbortSignal): AbortError {
   return r instanceof AbortError ? r : new AbortError('load() was aborted', { expected: 'a load that is not aborted', received: r instanceof Error ? r.message : String(r ?? 'AbortSignal fired'), cause: r });
 }
 
-function describeModel(loaded: LoadedModel, backend: Engine | CpuReferenceBackend): ModelInfo {
+function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backend[], why: string): ModelInfo {
   const c = loaded.config;
   return {
     source: loaded.source.describe(),
@@ -270,6 +325,9 @@ function describeModel(loaded: LoadedModel, backend: Engine | CpuReferenceBacken
     backend: backend.kind,
     dtype: backend.dtype,
     maxLayers: backend.maxLayers,
+    backends: built,
+    backendReason: why,
+    threads: backend instanceof Engine && backend.encoder instanceof CpuEncoder ? backend.encoder.threads : undefined,
   };
 }
 
