@@ -14,6 +14,7 @@
  * candidate that beats the heap's current minimum, so it costs nothing on most rows.
  */
 import { InvalidInputError } from '../errors.ts';
+import { CodeArena } from './simd.ts';
 import { TopK } from './topk.ts';
 import type { DenseStorage } from './types.ts';
 
@@ -49,6 +50,8 @@ export class DenseStore {
   i8 = new Int8Array(0); // (n, d) for 'int8' and 'binary+int8'
   scale = new Float32Array(0); // (n) int8 scales
   bits = new Uint32Array(0); // (n, words) for 'binary+int8'
+  /** int8 codes and sign words in WebAssembly memory for the SIMD kernels (null: f32, or no WASM SIMD here). */
+  private readonly arena: CodeArena | null;
 
   constructor(dims: number, storage: DenseStorage) {
     if (!Number.isInteger(dims) || dims < 1) throw new InvalidInputError('dims must be a positive integer', { expected: 'integer >= 1', received: dims });
@@ -58,6 +61,20 @@ export class DenseStore {
     this.dims = dims;
     this.storage = storage;
     this.words = Math.ceil(dims / 32);
+    this.arena = storage === 'f32' ? null : CodeArena.create(dims, this.words, storage === 'binary+int8');
+  }
+
+  /** Room for `rows` rows of codes (JS arrays, or the arena's views). */
+  private reserve(rows: number): void {
+    this.scale = grow(this.scale, rows, (x) => new Float32Array(x));
+    if (this.arena) {
+      this.arena.reserve(rows);
+      this.i8 = this.arena.i8;
+      this.bits = this.arena.bits;
+      return;
+    }
+    this.i8 = grow(this.i8, rows * this.dims, (x) => new Int8Array(x));
+    if (this.storage === 'binary+int8') this.bits = grow(this.bits, rows * this.words, (x) => new Uint32Array(x));
   }
 
   get bytes(): number {
@@ -76,8 +93,7 @@ export class DenseStore {
       this.f32 = grow(this.f32, (n0 + m) * d, (x) => new Float32Array(x));
       this.f32.set(v, n0 * d);
     } else {
-      this.i8 = grow(this.i8, (n0 + m) * d, (x) => new Int8Array(x));
-      this.scale = grow(this.scale, n0 + m, (x) => new Float32Array(x));
+      this.reserve(n0 + m);
       for (let r = 0; r < m; r++) {
         let mx = 0;
         for (let i = 0; i < d; i++) mx = Math.max(mx, Math.abs(v[r * d + i]));
@@ -88,7 +104,6 @@ export class DenseStore {
       }
       if (this.storage === 'binary+int8') {
         const w = this.words;
-        this.bits = grow(this.bits, (n0 + m) * w, (x) => new Uint32Array(x));
         for (let r = 0; r < m; r++) signBits(v.subarray(r * d, (r + 1) * d), this.bits.subarray((n0 + r) * w, (n0 + r + 1) * w));
       }
     }
@@ -103,12 +118,10 @@ export class DenseStore {
       this.f32 = grow(this.f32, (n0 + m) * d, (x) => new Float32Array(x));
       this.f32.set(codes.f32!.subarray(0, m * d), n0 * d);
     } else {
-      this.i8 = grow(this.i8, (n0 + m) * d, (x) => new Int8Array(x));
+      this.reserve(n0 + m);
       this.i8.set(codes.i8!.subarray(0, m * d), n0 * d);
-      this.scale = grow(this.scale, n0 + m, (x) => new Float32Array(x));
       this.scale.set(codes.scale!.subarray(0, m), n0);
       if (this.storage === 'binary+int8') {
-        this.bits = grow(this.bits, (n0 + m) * this.words, (x) => new Uint32Array(x));
         this.bits.set(codes.bits!.subarray(0, m * this.words), n0 * this.words);
       }
     }
@@ -166,28 +179,24 @@ export class DenseStore {
   scan(q: Float32Array, k: number, accept: Accept, p = this.dims): TopK {
     this.checkQuery(q);
     const heap = new TopK(k);
-    const d = this.dims;
-    const n = this.n;
-    const p4 = p & ~3;
-    const isF32 = this.storage === 'f32';
-    const a: Float32Array | Int8Array = isF32 ? this.f32 : this.i8;
-    const sc = this.scale;
-    for (let r = 0, o = 0; r < n; r++, o += d) {
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let i = 0;
-      for (; i < p4; i += 4) {
-        s0 += q[i] * a[o + i];
-        s1 += q[i + 1] * a[o + i + 1];
-        s2 += q[i + 2] * a[o + i + 2];
-        s3 += q[i + 3] * a[o + i + 3];
+    // One monomorphic loop per element type: a Float32Array | Int8Array union makes V8's element loads polymorphic.
+    if (this.storage === 'f32') scanF32(q, this.f32, this.n, this.dims, p, heap, accept);
+    else if (!this.arena) scanI8(q, this.i8, this.scale, this.n, this.dims, p, heap, accept);
+    else {
+      // SIMD sums use an int16-rounded query; the best k + max(k, 8) are rescored with the f32 query, so
+      // the ranking and the scores are those of scanI8.
+      const { sums, qscale } = this.arena.dot(q, this.n, p);
+      const wide = new TopK(k + Math.max(k, 8));
+      const sc = this.scale;
+      let min = -Infinity;
+      for (let r = 0; r < this.n; r++) {
+        const s = sums[r] * qscale * sc[r];
+        if (s > min && accept(r)) {
+          wide.push(s, r);
+          min = wide.min;
+        }
       }
-      for (; i < p; i++) s0 += q[i] * a[o + i];
-      let s = s0 + s1 + (s2 + s3);
-      if (!isF32) s *= sc[r];
-      if (s > heap.min && accept(r)) heap.push(s, r);
+      for (const r of wide.sorted().rows) heap.push(this.score(q, r, p), r);
     }
     return heap;
   }
@@ -200,10 +209,24 @@ export class DenseStore {
     const qb = signBits(q);
     const heap = new TopK(m);
     const bits = this.bits;
+    let min = -Infinity;
+    if (this.arena) {
+      const dist = this.arena.hamming(qb, this.n);
+      for (let r = 0; r < this.n; r++) {
+        if (-dist[r] > min && accept(r)) {
+          heap.push(-dist[r], r);
+          min = heap.min;
+        }
+      }
+      return heap.sorted().rows;
+    }
     for (let r = 0, o = 0; r < this.n; r++, o += w) {
       let h = 0;
       for (let j = 0; j < w; j++) h += popcount32(bits[o + j] ^ qb[j]);
-      if (-h > heap.min && accept(r)) heap.push(-h, r);
+      if (-h > min && accept(r)) {
+        heap.push(-h, r);
+        min = heap.min;
+      }
     }
     return heap.sorted().rows;
   }
@@ -218,6 +241,56 @@ export class DenseStore {
   checkQuery(q: Float32Array): void {
     if (!(q instanceof Float32Array) || q.length !== this.dims) {
       throw new InvalidInputError(`dense query must be a Float32Array of the index's ${this.dims} dims`, { expected: `Float32Array(${this.dims})`, received: q });
+    }
+  }
+}
+
+/** Blocked dot products over (n, d) f32 rows, first p dims, 4 accumulators; pushes rows that beat the heap. */
+function scanF32(q: Float32Array, a: Float32Array, n: number, d: number, p: number, heap: TopK, accept: Accept): void {
+  const p4 = p & ~3;
+  let min = heap.min;
+  for (let r = 0, o = 0; r < n; r++, o += d) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let i = 0;
+    for (; i < p4; i += 4) {
+      s0 += q[i] * a[o + i];
+      s1 += q[i + 1] * a[o + i + 1];
+      s2 += q[i + 2] * a[o + i + 2];
+      s3 += q[i + 3] * a[o + i + 3];
+    }
+    for (; i < p; i++) s0 += q[i] * a[o + i];
+    const s = s0 + s1 + (s2 + s3);
+    if (s > min && accept(r)) {
+      heap.push(s, r);
+      min = heap.min;
+    }
+  }
+}
+
+/** The same over int8 codes; each row's sum is scaled by its own scale. */
+function scanI8(q: Float32Array, a: Int8Array, scale: Float32Array, n: number, d: number, p: number, heap: TopK, accept: Accept): void {
+  const p4 = p & ~3;
+  let min = heap.min;
+  for (let r = 0, o = 0; r < n; r++, o += d) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let i = 0;
+    for (; i < p4; i += 4) {
+      s0 += q[i] * a[o + i];
+      s1 += q[i + 1] * a[o + i + 1];
+      s2 += q[i + 2] * a[o + i + 2];
+      s3 += q[i + 3] * a[o + i + 3];
+    }
+    for (; i < p; i++) s0 += q[i] * a[o + i];
+    const s = (s0 + s1 + (s2 + s3)) * scale[r];
+    if (s > min && accept(r)) {
+      heap.push(s, r);
+      min = heap.min;
     }
   }
 }
