@@ -1,4 +1,4 @@
-// Launch options for Debian's Chromium with WebGPU on SwiftShader (see /work/shared/docs/webgpu-testing.md).
+// Launch options for Debian's Chromium with WebGPU on SwiftShader (see ../shared/docs/webgpu-testing.md).
 // Never use Playwright's bundled browsers here (`npx playwright install` cannot download).
 import type { LaunchOptions } from '@playwright/test';
 
