@@ -1,5 +1,6 @@
 // M3Client on a page without WebGPU (Chromium without --enable-unsafe-webgpu: navigator.gpu exists,
-// requestAdapter() resolves null): the same API embeds on the CPU backend, plan.backend says so, and
+// requestAdapter() resolves null): the same API embeds on the CPU backend (src/cpu: onnxruntime-web wasm
+// kernels per block, so early exits 1 and 2 run too), plan.backend says so, and
 // the vectors match the WebGPU results of the same model from a WebGPU-enabled browser.
 import { chromium, expect, test, type Page } from '@playwright/test';
 import { chromiumNoWebGpuLaunchOptions, chromiumWebGpuLaunchOptions } from './chromium.ts';
@@ -36,8 +37,8 @@ test('without WebGPU the client embeds on the CPU backend, matching the GPU resu
   expect(hasAdapter).toBe(false);
   const cpu = await run(page);
   console.log(`[client-nogpu] backend ${cpu.s.plan.backend}; adapter ${JSON.stringify(cpu.s.adapter)}; cost ${cpu.s.cost.timer} a=${cpu.s.cost.a.toFixed(3)} b=${cpu.s.cost.b.toExponential(2)}; create ${cpu.s.createMs.toFixed(0)} ms`);
-  expect(cpu.s.plan.backend).toBe('cpu-ref');
-  expect(cpu.s.backend).toBe('cpu-ref');
+  expect(cpu.s.plan.backend).toBe('cpu');
+  expect(cpu.s.backend).toBe('cpu');
   expect(cpu.s.adapter!.ok).toBe(false);
   expect(cpu.s.stats.calibration).toBe('measured');
   expect(cpu.s.cost.timer).toBe('wall');
@@ -46,7 +47,7 @@ test('without WebGPU the client embeds on the CPU backend, matching the GPU resu
   const gpuBrowser = await chromium.launch(chromiumWebGpuLaunchOptions);
   try {
     const gpuPage = await gpuBrowser.newPage({ baseURL: test.info().project.use.baseURL });
-    const gpu = await run(gpuPage);
+    const gpu = await run(gpuPage, MODEL, { backend: 'webgpu' });
     expect(gpu.s.plan.backend).toBe('webgpu');
     compare(cpu.outs, gpu.outs, SETTINGS);
   } finally {
@@ -76,8 +77,8 @@ function compare(cpuOuts: Outcome[], gpuOuts: Outcome[], settings: { layers: num
   }
 }
 
-test('a model that ships an ONNX file falls back to onnxruntime-web (wasm), matching the GPU results', async ({ page }) => {
-  const ORT = { onnx: '/fixtures/onnx/bert-tiny/model.onnx' };
+test('backend "ort-wasm" runs the model\'s exported ONNX graph on onnxruntime-web (wasm), matching the GPU results', async ({ page }) => {
+  const ORT = { backend: 'ort-wasm', onnx: '/fixtures/onnx/bert-tiny/model.onnx' };
   const L = 3, H = 48;
   const settings = [{ layers: L, dims: H }, { layers: L, dims: 16 }];
   const cpu = await run(page, 'bert-tiny', ORT, settings);
@@ -88,8 +89,8 @@ test('a model that ships an ONNX file falls back to onnxruntime-web (wasm), matc
   expect(early.error?.name).toBe('InvalidInputError');
   const gpuBrowser = await chromium.launch(chromiumWebGpuLaunchOptions);
   try {
-    const gpu = await run(await gpuBrowser.newPage({ baseURL: test.info().project.use.baseURL }), 'bert-tiny', ORT, settings);
-    expect(gpu.s.plan.backend).toBe('webgpu'); // WebGPU wins when there is an adapter
+    const gpu = await run(await gpuBrowser.newPage({ baseURL: test.info().project.use.baseURL }), 'bert-tiny', { backend: 'webgpu' }, settings);
+    expect(gpu.s.plan.backend).toBe('webgpu');
     compare(cpu.outs, gpu.outs, settings);
   } finally {
     await gpuBrowser.close();
