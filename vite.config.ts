@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
 import { fixtureModelsPlugin } from './tools/vite-fixtures-plugin.ts';
 
@@ -13,23 +12,9 @@ const ISOLATION = {
   'Cross-Origin-Embedder-Policy': 'require-corp',
 };
 
-/** The ORT wasm fallback (src/client/ort-service.ts, 'onnxruntime-web/wasm') loads these two files by URL; the build ships them at /ort/. */
-const ORT_FILES = ['ort-wasm-simd-threaded.wasm', 'ort-wasm-simd-threaded.mjs'];
-
-function ortWasmPlugin(): Plugin {
-  return {
-    name: 'm3web-ort-wasm',
-    apply: 'build',
-    generateBundle() {
-      for (const f of ORT_FILES) this.emitFile({ type: 'asset', fileName: `ort/${f}`, source: readFileSync(new URL(`./node_modules/onnxruntime-web/dist/${f}`, import.meta.url)) });
-    },
-  };
-}
-
 export default defineConfig({
   plugins: [
     fixtureModelsPlugin(),
-    ortWasmPlugin(),
     VitePWA({
       strategies: 'injectManifest',
       srcDir: 'src/app',
@@ -52,23 +37,30 @@ export default defineConfig({
         ],
       },
       injectManifest: {
-        // App shell, worker bundles and ORT's wasm (14 MB: over Workbox's 2 MB default, so the limit is raised for it).
-        // Model weights are never precached: public/models/ is left out and goes through the runtime model cache.
+        // App shell, worker bundles and the onnxruntime-web wasm the CPU backend (src/cpu) loads: vite emits it as
+        // assets/ort-wasm-simd-threaded-<hash>.wasm, 14 MB, over Workbox's 2 MB default, so the limit is raised.
+        // Left out: model weights (public/models/: they go through the runtime model cache, never the precache) and
+        // ORT's other builds (asyncify/jsep/jspi), which vite emits through @huggingface/transformers but nothing loads.
         globPatterns: ['**/*.{html,js,mjs,css,svg,png,wasm,webmanifest}'],
-        // Vite also emits hashed copies of ORT's wasm (assets/ort-wasm-*.wasm, pulled in through @huggingface/transformers);
-        // nothing loads them at run time (wasmPaths points at /ort/), so they are not precached.
-        globIgnores: ['models/**', 'e2e/**', 'assets/ort-wasm-*.wasm'],
+        globIgnores: ['models/**', 'e2e/**', 'assets/ort-wasm-simd-threaded.{asyncify,jsep,jspi}-*.{wasm,mjs}'],
         maximumFileSizeToCacheInBytes: 20 * 1024 * 1024,
         rollupFormat: 'iife',
       },
       devOptions: { enabled: true, type: 'module', navigateFallback: 'index.html' },
     }),
   ],
+  // dist/app, beside the library build's dist/lib (vite.lib.config.ts): emptying one never wipes the other.
+  // keepNames: typed errors set `name = new.target.name` (src/errors.ts); minified class names would show "at: …" instead of "BudgetError: …".
+  build: { outDir: 'dist/app', emptyOutDir: true, rolldownOptions: { output: { keepNames: true } } },
   server: { headers: ISOLATION },
   preview: { headers: ISOLATION },
-  worker: { format: 'es' },
+  worker: { format: 'es', rolldownOptions: { output: { keepNames: true } } },
   // Pre-bundle what workers import: the dep scanner does not follow `new Worker(new URL(...))`, and a
   // dependency discovered late makes vite reload the page mid-test. onnxruntime-web ships ready ESM
   // and loads its .wasm next to itself, so it is left alone.
-  optimizeDeps: { include: ['comlink', '@huggingface/transformers', 'uplot', 'workbox-window'], exclude: ['onnxruntime-web'] },
+  // The service worker's workbox modules, the CPU backend's onnx-proto and the search's idb count too.
+  optimizeDeps: {
+    include: ['comlink', '@huggingface/transformers', 'uplot', 'workbox-window', 'workbox-core', 'workbox-precaching', 'workbox-routing', 'workbox-strategies', 'onnx-proto', 'idb'],
+    exclude: ['onnxruntime-web'],
+  },
 });

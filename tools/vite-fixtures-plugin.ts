@@ -1,7 +1,9 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { extname, resolve, sep } from 'node:path';
 import type { Plugin } from 'vite';
-import { MODELS_DIR } from './fixtures/paths.ts';
+import { MODELS_DIR, REPO_ROOT } from './fixtures/paths.ts';
+
+const PUBLIC_MODELS = resolve(REPO_ROOT, 'public/models');
 
 const TYPES: Record<string, string> = { '.json': 'application/json', '.md': 'text/markdown', '.onnx': 'application/octet-stream' };
 
@@ -15,6 +17,9 @@ export function fixtureModelsPlugin(root = MODELS_DIR): Plugin {
     const url = new URL(req.url ?? '/', 'http://x');
     if (!url.pathname.startsWith('/models/')) return next();
     const file = resolve(root, decodeURIComponent(url.pathname.slice('/models/'.length)));
+    // A shipped model in public/models/ (m3-tiny) is vite's to serve (dev: public/, preview: the build's copy).
+    const shipped = resolve(PUBLIC_MODELS, decodeURIComponent(url.pathname.slice('/models/'.length)));
+    if (shipped.startsWith(PUBLIC_MODELS + sep) && existsSync(shipped) && statSync(shipped).isFile()) return next();
     if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
       res.statusCode = 404;
       res.setHeader('Content-Type', 'text/plain');

@@ -24,9 +24,9 @@ function card(s: Session): void {
 
 function device(s: Session): void {
   const a = s.adapter;
-  const backend = s.info.backend;
-  const why =
-    backend === 'webgpu' ? 'a WebGPU adapter was granted' : a && !a.ok ? `no WebGPU: ${a.reason}` : 'WebGPU was not used for this model';
+  const i = s.info;
+  const backend = i.backend;
+  const why = s.plan.backendReason ?? i.backendReason ?? (a && !a.ok ? `no WebGPU: ${a.reason}` : 'chosen by the client');
   const rows: [string, string][] = [['backend', `${backend} (${why})`]];
   if (a?.ok) {
     const ad = a.adapter;
@@ -47,7 +47,8 @@ function device(s: Session): void {
   rows.push(
     ['calibration', src],
     ['cost model', `ms ≈ ${c.a.toFixed(2)} + ${c.b.toExponential(2)}·T·l + ${c.c.toExponential(2)}·T²·l (${c.timer})`],
-    ['cross-origin isolated', crossOriginIsolated ? 'yes (threads available to wasm)' : 'no'],
+    ['cross-origin isolated', crossOriginIsolated ? 'yes (wasm may use threads)' : 'no (wasm runs single-threaded)'],
+    ...(i.threads !== undefined ? [['CPU backend threads', String(i.threads)] as [string, string]] : []),
   );
   byId('device-body').replaceChildren(facts(rows));
   byId('device').dataset.ready = 'true';

@@ -36,9 +36,6 @@ export interface EmbedRequest {
   signal?: AbortSignal;
 }
 
-/** Where onnxruntime-web's wasm lives: the dev server serves node_modules; the build copies it to /ort/ (vite.config.ts). */
-const ORT_WASM = import.meta.env.DEV ? undefined : new URL('/ort/', location.href).href;
-
 export class Session {
   private constructor(
     private readonly m3: M3Client,
@@ -53,7 +50,6 @@ export class Session {
     const m3 = await M3Client.create({
       model,
       budget: opts.budget,
-      ortWasmPaths: ORT_WASM,
       onProgress: (p) => {
         if (p.phase === 'loaded') bytes = p.bytes;
         opts.onProgress?.(p);
