@@ -1,3 +1,4 @@
+import { WeightError } from '../errors.ts';
 import type { EncoderConfig } from '../model/config.ts';
 import { addInPlace, attention, gelu, geluTanh, layerNorm, linear, mapInPlace, relu, rmsNorm, silu } from './ops.ts';
 
@@ -31,7 +32,7 @@ export type WeightMap = Map<string, Float32Array>;
 
 function w(weights: WeightMap, name: string): Float32Array {
   const t = weights.get(name);
-  if (!t) throw new Error(`reference encoder: weight ${name} not loaded`);
+  if (!t) throw new WeightError(`reference encoder: weight ${name} not loaded`, { expected: `${name} in the checkpoint`, received: 'no such tensor' });
   return t;
 }
 

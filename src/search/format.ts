@@ -1,6 +1,6 @@
 /**
  * The index file: one binary blob holding a whole index (export/import) or one persisted chunk.
- * The layout is documented in src/search/FORMAT.md; in short:
+ * The layout is documented in src/search/FORMAT.md (sections, persisted chunks, Parquet); in short:
  *
  *   bytes 0–7    magic "M3WEBIDX"
  *   bytes 8–11   u32 LE format version (FORMAT_VERSION)

@@ -6,37 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { IndexMismatchError } from '../errors.ts';
 import { openDirStore } from './fs-store.ts';
 import { SemanticIndex } from './semantic-index.ts';
-import { normalise } from './testing.ts';
+import { hashEmbedder } from './testing.ts';
 import type { Embedder, EmbedOptions } from './types.ts';
-
-/** Hashed bag of words → unit vector, plus word-id sparse weights: a deterministic stand-in for a model. */
-function hashEmbedder(modelId = 'hash-v1', onCall?: (n: number, opts: EmbedOptions) => void): Embedder & { calls: number } {
-  const e = {
-    modelId,
-    calls: 0,
-    async embed(texts: string[], opts: EmbedOptions) {
-      e.calls++;
-      onCall?.(e.calls, opts);
-      opts.signal?.throwIfAborted();
-      const d = opts.dims ?? 32;
-      const out = new Float32Array(texts.length * d);
-      const sparse = texts.map((t, i) => {
-        const w = new Map<number, number>();
-        for (const word of t.toLowerCase().split(/\W+/).filter(Boolean)) {
-          let h = 2166136261;
-          for (const c of word) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
-          out[i * d + ((h >>> 0) % d)] += 1;
-          w.set((h >>> 0) % 5000, 0.5);
-        }
-        normalise(out.subarray(i * d, (i + 1) * d));
-        const ids = Uint32Array.from([...w.keys()].sort((a, b) => a - b));
-        return { ids, weights: Float32Array.from(ids, () => 0.5) };
-      });
-      return { embeddings: out, dims: d, sparse };
-    },
-  };
-  return e;
-}
 
 const corpus = Array.from({ length: 100 }, (_, i) => ({ id: `doc-${i}`, text: `document ${i} about ${['cells', 'genes', 'proteins', 'blood', 'risk'][i % 5]} and topic ${i % 7}`, meta: { i } }));
 const opts = (embedder: Embedder) => ({ embedder, dims: 32, layers: 3, storage: 'int8' as const, outputs: ['dense' as const, 'sparse' as const], chunkSize: 16 });

@@ -3,7 +3,7 @@
  * neighbours, sparse vectors and ColBERT blocks, plus the brute-force oracle built on score.ts.
  */
 import { denseScore } from './score.ts';
-import type { ColbertVectors, SparseVector } from './types.ts';
+import type { ColbertVectors, Embedder, EmbedOptions, SparseVector } from './types.ts';
 
 /** mulberry32: a small seeded PRNG, so every test and bench run sees the same vectors. */
 export function rng(seed: number): () => number {
@@ -78,4 +78,33 @@ export function bruteDense(q: Float32Array, vectors: Float32Array, d: number, k:
 export function overlap(a: readonly unknown[], b: readonly unknown[]): number {
   const s = new Set(a);
   return b.filter((x) => s.has(x)).length / b.length;
+}
+
+/** Hashed bag of words → unit vector, plus word-id sparse weights: a deterministic stand-in for a model. */
+export function hashEmbedder(modelId = 'hash-v1', onCall?: (n: number, opts: EmbedOptions) => void): Embedder & { calls: number } {
+  const e = {
+    modelId,
+    calls: 0,
+    async embed(texts: string[], opts: EmbedOptions) {
+      e.calls++;
+      onCall?.(e.calls, opts);
+      opts.signal?.throwIfAborted();
+      const d = opts.dims ?? 32;
+      const out = new Float32Array(texts.length * d);
+      const sparse = texts.map((t, i) => {
+        const w = new Map<number, number>();
+        for (const word of t.toLowerCase().split(/\W+/).filter(Boolean)) {
+          let h = 2166136261;
+          for (const c of word) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
+          out[i * d + ((h >>> 0) % d)] += 1;
+          w.set((h >>> 0) % 5000, 0.5);
+        }
+        normalise(out.subarray(i * d, (i + 1) * d));
+        const ids = Uint32Array.from([...w.keys()].sort((a, b) => a - b));
+        return { ids, weights: Float32Array.from(ids, () => 0.5) };
+      });
+      return { embeddings: out, dims: d, sparse };
+    },
+  };
+  return e;
 }
