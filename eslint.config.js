@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'fixtures/', 'test-results/', 'playwright-report/', 'training/', '**/*.py'] },
+  { ignores: ['dist/', 'lib/', 'dev-dist/', 'node_modules/', 'fixtures/', 'test-results/', 'playwright-report/', 'training/', '**/*.py'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

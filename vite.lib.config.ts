@@ -1,5 +1,5 @@
 /**
- * The library build (`npm run build:lib`) into dist/lib/, beside the playground's own build in dist/: index.js ('m3web'),
+ * The library build (`npm run build:lib`) into lib/ (not dist/: the playground's `vite build` empties that): index.js ('m3web'),
  * node.js ('m3web/node'), every worker the code starts as its own entry (embed.worker.js, …), shared chunks, and
  * (from tsc -p tsconfig.lib.json) types/*.d.ts.
  *
@@ -48,7 +48,7 @@ function workerEntries(): Plugin {
     },
     renderChunk(code) {
       if (!code.includes('__M3WEB_WORKER_URL__')) return null;
-      // Every chunk sits at the root of dist/lib/, so the worker is always a sibling.
+      // Every chunk sits at the root of lib/, so the worker is always a sibling.
       return { code: code.replace(PLACEHOLDER, (_m, name: string) => `new URL("./${name}.js", import.meta.url)`), map: null };
     },
   };
@@ -59,8 +59,8 @@ export default defineConfig({
   publicDir: false,
   plugins: [workerEntries()],
   build: {
-    outDir: 'dist/lib',
-    emptyOutDir: false, // dist/lib/types comes from tsc (see the build:lib script), which runs first
+    outDir: 'lib',
+    emptyOutDir: false, // lib/types comes from tsc (see the build:lib script), which runs first
     target: 'es2022',
     minify: false,
     sourcemap: true,

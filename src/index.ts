@@ -16,7 +16,7 @@ export type { ColbertVectors, M3Representation, M3Scores, ModeWeights, SparseVec
 
 // Every typed error (subclasses of M3Error; `name` survives structured cloning, so `e.name === 'BudgetError'` works too).
 export * from './errors.ts';
-export { AbortError, BudgetError, ClientDisposedError, WorkerCrashedError } from './client/errors.ts';
+export { BudgetError, ClientDisposedError, WorkerCrashedError } from './client/errors.ts';
 
 // transformers.js-shaped entry: pipeline('feature-extraction', model, { device, dtype }).
 export { pipeline, Tensor } from './pipeline.ts';
