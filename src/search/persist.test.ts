@@ -82,3 +82,14 @@ describe('persisted index (directory store)', () => {
     ]);
   });
 });
+
+describe('open without repeating the stored settings', () => {
+  it('takes dims, storage and outputs from the store; an empty index returns no hits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm3idx-'));
+    const first = await SemanticIndex.open(await openDirStore(dir), opts(hashEmbedder()));
+    expect(await first.search('anything')).toEqual([]);
+    await first.add(corpus.slice(0, 20));
+    const back = await SemanticIndex.open(await openDirStore(dir), { modelId: 'hash-v1' });
+    expect(back.stats()).toMatchObject({ count: 20, dims: 32, storage: 'int8', outputs: ['dense', 'sparse'], layers: 3 });
+  });
+});

@@ -58,6 +58,8 @@ function checkHeader(stored: IndexHeader, want: IndexHeader, asked: IndexOptions
   if (asked.outputs !== undefined && [...stored.outputs].sort().join() !== [...want.outputs].sort().join()) diff('outputs', stored.outputs.join(), want.outputs.join());
 }
 
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 export class SemanticIndex {
   private rows: Rows;
   private rowOf = new Map<string, number>();
@@ -88,8 +90,9 @@ export class SemanticIndex {
    * A stored index built with another model, layers, dims, storage or outputs is an IndexMismatchError.
    */
   static async open(store: IndexStore, opts: IndexOptions): Promise<SemanticIndex> {
-    const want = headerFrom(opts);
     const m = await store.readManifest();
+    // What the caller left out comes from the stored header; what it gave must match it.
+    const want = headerFrom(m ? { dims: m.header.dims || undefined, storage: m.header.storage, outputs: m.header.outputs, ...defined(opts) } : opts);
     if (!m) {
       const idx = new SemanticIndex(opts, want, store);
       idx.manifest = { header: want, chunks: [], seq: 0 };
@@ -316,6 +319,7 @@ export class SemanticIndex {
     } else if (query && typeof query === 'object') q = query;
     else throw new InvalidInputError('query must be a string or { dense?, sparse?, colbert? }', { expected: 'string | QueryVectors', received: query });
     opts.signal?.throwIfAborted();
+    if (this.rowOf.size === 0) return [];
     return searchRows(this.rows, q, { ...opts, mode });
   }
 
