@@ -12,7 +12,12 @@ RUNS = os.path.join(REPO, "training", "runs")
 MODEL_DIR = os.path.join(REPO, "public", "models", "m3-tiny")
 
 # Held-out splits: training reads only these parts; tools/eval reads only the rest.
-TATOEBA_TRAIN_LINES = 400  # lines 0..399 of each xxx-eng pair train; 400..799 evaluate
+# Tatoeba pairs have 104..1000 aligned lines: the first half of each pair trains, the second half evaluates
+# (tools/eval/datasets.py reads at most 200 of those). For 800-line pairs: train 0..399, evaluate 400..599.
+def tatoeba_split(n_lines: int) -> int:
+    return n_lines // 2
+
+
 XQUAD_TRAIN_ARTICLES = 20  # articles 0..19 train; 20..39 evaluate
 
 

@@ -9,8 +9,8 @@ Sources (licences in public/models/m3-tiny/README.md):
   description pairs, English <-> translated pairs (joined by Description-md5).
 - WordNet 3.0 (apt `wordnet-base`): lemmas -> gloss.
 - man-page NAME lines (`man -k .`): name -> one-line description.
-- Tatoeba bitext (../shared/data): lines 0..399 of every xxx-eng pair only; lines 400..799 are the
-  evaluation split and are never read here.
+- Tatoeba bitext (../shared/data): the first half of every xxx-eng pair only (common.tatoeba_split); the
+  second half is the evaluation split and is never read here.
 - XQuAD (../shared/data): articles 0..19 only (questions -> paragraphs, across the 12 languages);
   articles 20..39 are the evaluation split.
 SciFact and MS MARCO are evaluation only and are never read here.
@@ -31,7 +31,7 @@ import random
 import re
 import subprocess
 
-from common import REPO, SHARED, TATOEBA_TRAIN_LINES, XQUAD_TRAIN_ARTICLES, ensure_apt
+from common import REPO, SHARED, XQUAD_TRAIN_ARTICLES, ensure_apt, tatoeba_split
 
 DDTP_LANGS = "en,de,fr,es,it,ru,ja,zh_CN,zh_TW,pt_BR,pt,nl,pl,cs,hu,sv,fi,da,uk,ro,tr,vi,el,ar,ko,ca,sk,eo,eu,gl,id,nb,sl,sr,hr,bg,he,hi,th,ta,lt,lv,et,fa,km,ml,mr,ka"
 LISTS = "/var/lib/apt/lists"
@@ -138,9 +138,12 @@ def tatoeba() -> tuple[list[str], list[dict]]:
         pair = path.split("tatoeba.")[1].split(".")[0]
         lang = pair.split("-")[0]
         with open(os.path.join(root, f"tatoeba.{pair}.{lang}"), encoding="utf-8") as f:
-            xs = [clean(x) for x in f.read().split("\n")[:TATOEBA_TRAIN_LINES]]
+            xs = [clean(x) for x in f.read().rstrip("\n").split("\n")]
         with open(path, encoding="utf-8") as f:
-            es = [clean(x) for x in f.read().split("\n")[:TATOEBA_TRAIN_LINES]]
+            es = [clean(x) for x in f.read().rstrip("\n").split("\n")]
+        assert len(xs) == len(es), pair
+        half = tatoeba_split(len(xs))
+        xs, es = xs[:half], es[:half]
         for i, (x, e) in enumerate(zip(xs, es)):
             if x and e:
                 texts.append(x)

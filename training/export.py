@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -48,12 +49,11 @@ def write_safetensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
             f.write(b)
 
 
-def choose_pooling() -> tuple[str, dict]:
-    """Mean unless CLS wins the held-out dev recall@1 averaged over sources and the grid's deepest exit, full width."""
-    path = os.path.join(RUNS, "stage2_dev.json")
-    with open(path) as f:
+def choose_pooling(ckpt: str, cfg: dict) -> tuple[str, dict]:
+    """Mean unless CLS wins the held-out dev recall@1 (stage 2's dev split of the training sources), averaged over
+    sources and the whole grid; the deepest exit at full width is reported beside it."""
+    with open(ckpt.replace(".pt", "_dev.json")) as f:
         dev = json.load(f)["recall@1"]
-    cfg = torch.load(os.path.join(RUNS, "stage2.pt"))["config"]
     K, D = max(cfg["mrl_layers"]), max(cfg["mrl_dims"])
     avg = {}
     for pool in ("mean", "cls"):
@@ -74,7 +74,7 @@ def main() -> None:
     sd = {k: v for k, v in ck["model"].items() if not k.startswith("lm_head")}
     os.makedirs(os.path.join(args.out, "1_Pooling"), exist_ok=True)
     write_safetensors(os.path.join(args.out, "model.safetensors"), sd)
-    pooling, avg = (args.pooling, {}) if args.pooling else choose_pooling()
+    pooling, avg = (args.pooling, {}) if args.pooling else choose_pooling(args.ckpt, cfg)
     config = {
         # Keys as XMUDeepLIT/m3bert's CustomLlamaConfig saves them; bi_attn kept for loaders that read "llama".
         "architectures": ["CustomLlamaForMLM"],
@@ -121,6 +121,12 @@ def main() -> None:
     with open(os.path.join(args.out, "1_Pooling", "config.json"), "w") as f:
         json.dump(pool_cfg, f, indent=2)
         f.write("\n")
+    # XLM-R ships its spm model beside tokenizer.json (as sentencepiece.bpe.model, a Unigram model despite the name);
+    # tools/eval/grid.py tokenizes with it.
+    shutil.copyfile(os.path.join(RUNS, "spm.model"), os.path.join(args.out, "sentencepiece.bpe.model"))
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.abspath(args.out) != os.path.abspath(MODEL_DIR):
+            shutil.copyfile(os.path.join(MODEL_DIR, f), os.path.join(args.out, f))
     size = os.path.getsize(os.path.join(args.out, "model.safetensors"))
     print(json.dumps({"pooling": pooling, "dev_recall@1_avg": avg, "model.safetensors_bytes": size, "step": ck["step"], "wall_s": round(ck["wall"])}))
 

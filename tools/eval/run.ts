@@ -1,0 +1,100 @@
+/**
+ * `npm run eval [-- --json] [--skip-grid]`: evaluates the shipped m3-tiny (public/models/m3-tiny) over its whole trained
+ * grid and writes, into that folder, m3web.json (the quality table the planner reads: src/client/planner.ts Sidecar),
+ * eval.json (every number) and quality.png (the plot).
+ *
+ * 1. tools/eval/grid.py (PyTorch on the shipped f16 folder; one forward gives every exit): SciFact test nDCG@10 +
+ *    recall@100, MS MARCO subset nDCG@10, Tatoeba xxx→eng accuracy, XQuAD cross-lingual question→paragraph
+ *    recall@1, for dense at every (layers, dims), sparse, ColBERT and hybrid at every exit.
+ * 2. BM25 (minisearch, tools/eval/bm25.ts) on exactly the same splits (grid.py --splits writes them).
+ * 3. The engine check: tests/m3-tiny.test.ts runs the same folder through m3web (WebGPU on Node and the CPU
+ *    reference) against grid.py's embeddings (tools/eval/golden-m3-tiny.json); run it with
+ *    `npx vitest run tests/m3-tiny.test.ts`. Here grid.py --golden refreshes that file.
+ * Needs ../shared/data; without it, stops with one line saying so.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { REPO_ROOT, SHARED_DATA, sharedDataAvailable } from '../fixtures/paths.ts';
+import { bm25Baseline, type Splits } from './bm25.ts';
+
+const MODEL = resolve(REPO_ROOT, 'public/models/m3-tiny');
+const WORK = resolve(REPO_ROOT, 'training/runs/eval');
+const PY = '/usr/bin/python3';
+const args = process.argv.slice(2);
+const log = (s: string) => process.stderr.write(s + '\n');
+
+function py(script: string, ...a: string[]): void {
+  execFileSync(PY, [resolve(REPO_ROOT, 'tools/eval', script), ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+interface Grid {
+  pooling: string;
+  grid: { layers: number[]; dims: number[] };
+  scifact: Record<string, { 'ndcg@10': number; 'recall@100': number }>;
+  msmarco: Record<string, { 'ndcg@10': number; 'recall@100': number }>;
+  tatoeba: Record<string, { acc_all: number; acc_xquad_langs: number }>;
+  xquad: Record<string, { 'recall@1_cross': number }>;
+  [k: string]: unknown;
+}
+
+function main(): void {
+  if (!sharedDataAvailable()) {
+    log(`eval: skipped — ${SHARED_DATA} (../shared/data) is absent; the evaluation sets live there`);
+    return;
+  }
+  if (!existsSync(resolve(MODEL, 'model.safetensors'))) throw new Error(`eval: ${MODEL} has no model.safetensors; run npm run train first`);
+  mkdirSync(WORK, { recursive: true });
+  const gridPath = resolve(WORK, 'grid.json');
+  if (!args.includes('--skip-grid') || !existsSync(gridPath)) {
+    log('eval: grid.py over the whole grid (PyTorch, CPU) …');
+    py('grid.py', '--out', gridPath);
+  }
+  py('grid.py', '--golden', resolve(REPO_ROOT, 'tools/eval/golden-m3-tiny.json'));
+  const splitsPath = resolve(WORK, 'splits.json');
+  if (!existsSync(splitsPath)) py('grid.py', '--splits', splitsPath);
+  log('eval: BM25 baseline (minisearch) …');
+  const bm25 = bm25Baseline(JSON.parse(readFileSync(splitsPath, 'utf8')) as Splits);
+  const grid = JSON.parse(readFileSync(gridPath, 'utf8')) as Grid;
+  const { layers, dims } = grid.grid;
+  const at = (k: number, d: number) => ({
+    layers: k,
+    dims: d,
+    scifact_dense: grid.scifact[`${k}/dense/${d}`],
+    scifact_hybrid: grid.scifact[`${k}/hybrid/${d}`],
+    msmarco_dense: grid.msmarco[`${k}/dense/${d}`]['ndcg@10'],
+    tatoeba_dense: grid.tatoeba[`${k}/dense/${d}`],
+    xquad_dense: grid.xquad[`${k}/dense/${d}`]['recall@1_cross'],
+  });
+  const table = layers.flatMap((k) => dims.map((d) => at(k, d)));
+  const perExit = layers.map((k) => ({
+    layers: k,
+    scifact_sparse: grid.scifact[`${k}/sparse`],
+    scifact_colbert: grid.scifact[`${k}/colbert`],
+    msmarco_sparse: grid.msmarco[`${k}/sparse`]['ndcg@10'],
+    msmarco_colbert: grid.msmarco[`${k}/colbert`]['ndcg@10'],
+    msmarco_hybrid: grid.msmarco[`${k}/hybrid/${Math.max(...dims)}`]['ndcg@10'],
+    tatoeba: { sparse: grid.tatoeba[`${k}/sparse`], colbert: grid.tatoeba[`${k}/colbert`], hybrid: grid.tatoeba[`${k}/hybrid/${Math.max(...dims)}`] },
+    xquad: { sparse: grid.xquad[`${k}/sparse`]['recall@1_cross'], colbert: grid.xquad[`${k}/colbert`]['recall@1_cross'], hybrid: grid.xquad[`${k}/hybrid/${Math.max(...dims)}`]['recall@1_cross'] },
+  }));
+  const evalJson = { model: grid, bm25, table, perExit };
+  writeFileSync(resolve(MODEL, 'eval.json'), JSON.stringify(evalJson, null, 1) + '\n');
+  // The planner's sidecar: dense SciFact nDCG@10 per trained (layers, dims); it normalises by the best score.
+  const sidecar = {
+    quality: { metric: 'scifact-test ndcg@10 (dense)', table: table.map((r) => ({ layers: r.layers, dims: r.dims, score: r.scifact_dense['ndcg@10'] })) },
+    baseline: { bm25: { scifact_ndcg10: bm25.scifact['ndcg@10'], library: 'minisearch', k1: bm25.params.k, b: bm25.params.b, d: bm25.params.d } },
+    source: 'npm run eval (tools/eval/run.ts); every number is in eval.json',
+  };
+  writeFileSync(resolve(MODEL, 'm3web.json'), JSON.stringify(sidecar, null, 1) + '\n');
+  py('plot.py', resolve(MODEL, 'eval.json'), resolve(MODEL, 'quality.png'));
+  if (args.includes('--json')) process.stdout.write(JSON.stringify(evalJson) + '\n');
+  else {
+    console.log(`layers dims | SciFact nDCG@10 dense / hybrid | MS MARCO | Tatoeba all / xquad-langs | XQuAD R@1`);
+    for (const r of table) {
+      console.log(`${r.layers} ${r.dims} | ${r.scifact_dense['ndcg@10']} / ${r.scifact_hybrid['ndcg@10']} | ${r.msmarco_dense} | ${r.tatoeba_dense.acc_all} / ${r.tatoeba_dense.acc_xquad_langs} | ${r.xquad_dense}`);
+    }
+    console.log(`BM25 (minisearch k1=${bm25.params.k} b=${bm25.params.b} d=${bm25.params.d}): SciFact ${bm25.scifact['ndcg@10']} (R@100 ${bm25.scifact['recall@100']}), MS MARCO ${bm25.msmarco['ndcg@10']}, Tatoeba ${bm25.tatoeba.acc_all} / ${bm25.tatoeba.acc_xquad_langs}, XQuAD ${bm25.xquad['recall@1_cross']}`);
+  }
+}
+
+main();
