@@ -172,6 +172,8 @@ export class SemanticIndex {
    */
   add(docs: Doc[], opts: AddOptions = {}): Promise<{ added: number; skipped: number }> {
     if (!Array.isArray(docs)) throw new InvalidInputError('add expects an array of documents', { expected: '{ id, text?, meta?, dense?, sparse?, colbert? }[]', received: docs });
+    const size = opts.chunkSize ?? this.opts.chunkSize ?? 256;
+    if (!Number.isInteger(size) || size < 1) throw new InvalidInputError('chunkSize must be a positive integer', { expected: 'integer >= 1', received: size });
     const seen = new Set<string>();
     docs.forEach((d, i) => {
       if (!d || typeof d.id !== 'string' || !d.id) throw new InvalidInputError(`document ${i}: id must be a non-empty string`, { expected: 'string', received: d?.id });
@@ -184,7 +186,6 @@ export class SemanticIndex {
     return this.serial(async () => {
       const todo = docs.filter((d) => !this.rowOf.has(d.id));
       const skipped = docs.length - todo.length;
-      const size = this.opts.chunkSize ?? 256;
       let done = 0;
       opts.onProgress?.({ done, total: todo.length, skipped });
       for (let a = 0; a < todo.length; a += size) {

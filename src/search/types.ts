@@ -79,6 +79,8 @@ export interface AddProgress {
 export interface AddOptions {
   onProgress?: (p: AddProgress) => void;
   signal?: AbortSignal;
+  /** Documents per embedding call and persisted chunk for this call (default: the index's chunkSize). */
+  chunkSize?: number;
 }
 
 /** A query given as representations instead of text. */
