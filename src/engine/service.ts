@@ -179,13 +179,14 @@ export class EmbedService {
         why = 'asked for the CPU reference (the oracle; slow)';
       }
       if (ctl.signal.aborted) throw ctl.signal.reason;
+      // Described before the JS copies go: hasBgeM3Heads reads loaded.heads.
+      const info = describeModel(loaded, built[0], built.map((b) => b.kind), why);
       // Every backend built holds its own copy now (GPU buffers, wasm sessions): drop the JS copies,
       // except for the CPU reference, which computes from them.
       if (!keepWeights && !built.some((b) => b instanceof CpuReferenceBackend)) {
         loaded.weights.clear();
         loaded.heads.clear();
       }
-      const info = describeModel(loaded, built[0], built.map((b) => b.kind), why);
       const old = this.serving;
       this.serving = { gen: ++this.gen, backend: built[0], alternatives: built.slice(1), info, model: loaded };
       built.length = 0;
