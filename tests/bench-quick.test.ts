@@ -51,6 +51,15 @@ describe.skipIf(!canRun)('bench --quick', () => {
       for (const k of ['m3web_vs_transformers_webgpu_b32', 'm3web_vs_transformers_webgpu_b1', 'm3web_vs_transformers_wasm_b32', 'matmul_fraction_of_peak'] as const) expect(k in q).toBe(true);
       expect(q.early_exit.map((e) => e.layers)).toEqual([1, 2, 3]);
       for (const e of q.early_exit) expect(e).toMatchObject({ time_ratio: expect.any(Number), ideal_ratio: expect.any(Number) });
+      // CPU backend rows (issue #15): m3web-cpu against both wasm peers at batch 1 and 32, and its early-exit sweep.
+      expect(names).toContain('m3web-cpu');
+      if (!r.skipped.length) for (const n of ['transformers-wasm', 'ort-wasm']) expect(r.rows.filter((x) => x.input.startsWith('cpu/') && x.name === n).map((x) => x.batch).sort((a, b) => a - b)).toEqual([1, 32]);
+      for (const k of ['m3web_cpu_vs_transformers_wasm_b1', 'm3web_cpu_vs_transformers_wasm_b32'] as const) {
+        expect(k in q).toBe(true);
+        if (!r.skipped.length) expect(q[k]).toEqual(expect.any(Number));
+      }
+      expect(q.cpu_early_exit?.map((e) => e.layers)).toEqual([1, 2, 3]);
+      for (const e of q.cpu_early_exit ?? []) expect(e).toMatchObject({ time_ratio: expect.any(Number), ideal_ratio: expect.any(Number) });
       expect(r.cold_start.every((c) => c.runs >= 3)).toBe(true);
       expect(r.kernel_profile?.kernels.some((k) => k.name === 'matmul')).toBe(true);
     } finally {

@@ -57,7 +57,8 @@ describe('CPU backend behaviour', () => {
 
   it('early exit at k runs exactly k block sessions (+1 for the ColBERT head)', async () => {
     const engine = await createCpuEngine(await load('xlmr-tiny'));
-    const run = vi.spyOn(ort.InferenceSession.prototype, 'run');
+    // Every session is an instance of onnxruntime-web's InferenceSession class (the typings only expose its factory).
+    const run = vi.spyOn((ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype, 'run');
     try {
       for (const k of [1, 2, 3]) {
         run.mockClear();

@@ -12,6 +12,7 @@ import type { BatchEncoder, BatchOutputs, BatchResult } from '../engine/backend.
 import type { ResolvedEmbedOptions } from '../engine/options.ts';
 import { bertBlockGraph, BLOCK_IO, colbertGraph, llamaBlockGraph } from './graphs.ts';
 import { embed, layerNormRows, pool, rmsNormRows, sparseHead, truncateRows, type EmbeddingTables } from './host-ops.ts';
+import { lengthGroups } from './groups.ts';
 import { chooseThreads, createSession, ort, type ThreadChoice } from './ort.ts';
 import { headWeights, upcast, weightReader } from './weights.ts';
 
@@ -98,38 +99,66 @@ export class CpuEncoder implements BatchEncoder {
     }
   }
 
-  /** The first `o.layers` blocks on one padded batch, then every requested output from that one pass. */
-  async embedBatch(batch: EncoderBatch, lengths: number[], o: ResolvedEmbedOptions, want: BatchOutputs = { dense: true }): Promise<BatchResult> {
-    const { cfg } = this;
+  /** Embeddings → the first `layers` blocks → the exit rule, for one (B, T) batch; returns (B, T, H). */
+  private async forward(batch: EncoderBatch, lengths: number[], layers: number): Promise<Float32Array> {
     const { B, T } = batch;
-    const H = cfg.hidden_size;
-    const M = B * T;
-    let x = new ort.Tensor('float32', embed(cfg, this.emb, batch), [B, T, H]); // (B, T, H)
+    const H = this.cfg.hidden_size;
+    let x: ort.Tensor = new ort.Tensor('float32', embed(this.cfg, this.emb, batch), [B, T, H]); // (B, T, H)
     const lens = new ort.Tensor('int32', Int32Array.from(lengths), [B]); // (B)
-    for (let i = 0; i < o.layers; i++) {
-      const out = await this.sessions[i].run({ [BLOCK_IO.x]: x, [BLOCK_IO.lengths]: lens });
-      if (i > 0) x.dispose();
-      x = out[BLOCK_IO.y] as ort.Tensor;
+    for (let i = 0; i < layers; i++) x = (await this.sessions[i].run({ [BLOCK_IO.x]: x, [BLOCK_IO.lengths]: lens }))[BLOCK_IO.y] as ort.Tensor;
+    const h = x.data as Float32Array; // a copy out of the wasm heap
+    if (this.finalNorm) rmsNormRows(h, B * T, H, this.finalNorm, this.cfg.norm_eps); // m3BERT's exit rule: the final norm
+    return h;
+  }
+
+  /**
+   * The first `o.layers` blocks on one padded batch, then every requested output from that one pass.
+   * The batch runs as length groups (groups.ts), each padded to its own longest row; outputs are written
+   * back at the batch's (B, T) positions, padding left zero.
+   */
+  async embedBatch(batch: EncoderBatch, lengths: number[], o: ResolvedEmbedOptions, want: BatchOutputs = { dense: true }): Promise<BatchResult> {
+    const H = this.cfg.hidden_size;
+    const { B, T } = batch;
+    const clsId = batch.inputIds[0]; // MCLS: every sequence starts with the CLS id the engine inserted every o.mcls tokens
+    const pooled = want.dense ? new Float32Array(B * H) : null; // (B, H)
+    const tokenWeights = want.sparse && this.sparse ? new Float32Array(B * T) : null; // (B·T)
+    const cd = want.colbertDims ?? this.colbertN;
+    const colbert = want.colbert && this.colbert ? new Float32Array(B * T * cd) : null; // (B·T, cd)
+    for (const rows of lengthGroups(lengths)) {
+      const Tg = lengths[rows[0]];
+      const Bg = rows.length;
+      const ids = new Int32Array(Bg * Tg);
+      const mask = new Uint8Array(Bg * Tg);
+      rows.forEach((r, j) => {
+        ids.set(batch.inputIds.subarray(r * T, r * T + Tg), j * Tg);
+        mask.set(batch.attentionMask.subarray(r * T, r * T + Tg), j * Tg);
+      });
+      const sub: EncoderBatch = { inputIds: ids, attentionMask: mask, B: Bg, T: Tg };
+      const subLengths = rows.map((r) => lengths[r]);
+      const h = await this.forward(sub, subLengths, o.layers); // (Bg, Tg, H)
+      if (pooled) {
+        const p = pool(h, sub, subLengths, H, o.mcls ? 'mcls' : o.pooling, clsId); // (Bg, H)
+        rows.forEach((r, j) => pooled.set(p.subarray(j * H, (j + 1) * H), r * H));
+      }
+      // BGE-M3 heads on the exit hidden states of every token (Chen et al. 2024 §3.2; FlagEmbedding m3.py).
+      if (tokenWeights) {
+        const w = sparseHead(h, Bg * Tg, H, this.sparse!.w, this.sparse!.b); // (Bg·Tg)
+        rows.forEach((r, j) => tokenWeights.set(w.subarray(j * Tg, (j + 1) * Tg), r * T));
+      }
+      if (colbert) {
+        const proj = (await this.colbert!.run({ h: new ort.Tensor('float32', h, [Bg * Tg, H]) })).y.data as Float32Array; // (Bg·Tg, Hc)
+        const v = truncateRows(proj, Bg * Tg, this.colbertN, cd, true); // (Bg·Tg, cd)
+        rows.forEach((r, j) => colbert.set(v.subarray(j * Tg * cd, (j + 1) * Tg * cd), r * T * cd));
+      }
     }
-    const exit = x.data as Float32Array; // (B, T, H), a copy out of the wasm heap
-    if (this.finalNorm) rmsNormRows(exit, M, H, this.finalNorm, cfg.norm_eps); // m3BERT's exit rule: the final norm
     const result: BatchResult = {};
-    if (want.dense) {
-      const pooled = pool(exit, batch, lengths, H, o.mcls ? 'mcls' : o.pooling); // (B, H)
+    if (pooled) {
       // nomic-style models: a parameter-free layer norm over the whole pooled vector before truncation.
       if (o.layerNormBeforeTruncate) layerNormRows(pooled, B, H, null, null, 1e-5);
       result.dense = truncateRows(pooled, B, H, o.dims, o.normalize); // (B, dims)
     }
-    // BGE-M3 heads on the exit hidden states of every token (Chen et al. 2024 §3.2; FlagEmbedding m3.py).
-    if (want.sparse && this.sparse) result.tokenWeights = sparseHead(exit, M, H, this.sparse.w, this.sparse.b); // (M)
-    if (want.colbert && this.colbert) {
-      const cd = want.colbertDims ?? this.colbertN;
-      const out = await this.colbert.run({ h: new ort.Tensor('float32', exit, [M, H]) });
-      const proj = out.y as ort.Tensor; // (M, Hc)
-      result.colbert = { data: truncateRows(proj.data as Float32Array, M, this.colbertN, cd, true), dim: cd }; // (M, cd)
-      proj.dispose();
-    }
-    x.dispose();
+    if (tokenWeights) result.tokenWeights = tokenWeights;
+    if (colbert) result.colbert = { data: colbert, dim: cd };
     return result;
   }
 

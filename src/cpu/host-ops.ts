@@ -75,12 +75,11 @@ export function embed(cfg: EncoderConfig, e: EmbeddingTables, batch: EncoderBatc
   return x;
 }
 
-/** (B, T, H) → (B, H): CLS = token 0; mean = mean over the row's real tokens; MCLS = mean over positions holding the CLS id. */
-export function pool(h: Float32Array, batch: EncoderBatch, lengths: readonly number[], H: number, mode: Pooling | 'mcls'): Float32Array {
+/** (B, T, H) → (B, H): CLS = token 0; mean = mean over the row's real tokens; MCLS = mean over positions holding `clsId`. */
+export function pool(h: Float32Array, batch: EncoderBatch, lengths: readonly number[], H: number, mode: Pooling | 'mcls', clsId: number): Float32Array {
   const { B, T, inputIds } = batch;
   const out = new Float32Array(B * H);
   const acc = new Float64Array(H);
-  const clsId = inputIds[0];
   for (let b = 0; b < B; b++) {
     if (mode === 'cls') {
       out.set(h.subarray(b * T * H, b * T * H + H), b * H);

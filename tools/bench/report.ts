@@ -1,4 +1,5 @@
 /** The benchmark's JSON shape and its markdown rendering (tools/bench/run.ts writes and prints both). */
+import type { CpuRatios } from './cpu.ts';
 
 export interface BenchRow {
   name: string;
@@ -39,7 +40,7 @@ export interface BenchReport {
     m3web_vs_transformers_wasm_b32: number | null;
     early_exit: { layers: number; time_ratio: number; ideal_ratio: number }[];
     matmul_fraction_of_peak: number | null;
-  };
+  } & Partial<CpuRatios>;
   cold_start: { engine: string; ready_ms_median: number; first_ms_median: number; first_ms_min: number; first_ms_max: number; runs: number }[];
   kernel_profile: { batch: number; seq_len: number; kernels: { name: string; ns: number; share: number }[]; matmul_gflops: number; peak_matmul_gflops: number; peak_matmul?: { schedule: string; size: number }; encoder_matmul_schedule?: string } | null;
   skipped: string[];
@@ -67,6 +68,10 @@ export function markdown(r: BenchReport): string {
   const q = r.ratios;
   out.push('');
   out.push(`Speed-up of m3web f32 (peer time ÷ m3web time): vs transformers.js webgpu b32 ${f(q.m3web_vs_transformers_webgpu_b32, 2)}, b1 ${f(q.m3web_vs_transformers_webgpu_b1, 2)}; vs transformers.js wasm b32 ${f(q.m3web_vs_transformers_wasm_b32, 2)}.`);
+  if (q.cpu_early_exit) {
+    const ee = q.cpu_early_exit.map((e) => `${e.layers} → ${f(e.time_ratio, 3)} (${f(e.ideal_ratio, 3)})`).join(', ');
+    out.push(`CPU backend: m3web-cpu vs transformers.js wasm b1 ${f(q.m3web_cpu_vs_transformers_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_transformers_wasm_b32, 2)}; vs onnxruntime-web wasm b1 ${f(q.m3web_cpu_vs_ort_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_ort_wasm_b32, 2)} (peer time ÷ m3web-cpu time); early exit time(k) ÷ time(L) (k ÷ L): ${ee || '–'}.`);
+  }
   if (q.early_exit.length) {
     out.push('');
     out.push('| early exit k | time(k) ÷ time(L) | k ÷ L |');

@@ -24,6 +24,7 @@ import { openPage, withBrowserServer } from '../parity/run-browser.ts';
 import type * as Bench from './browser.ts';
 import type { EngineId } from './browser.ts';
 import { runNodeConfigs, type NodeAdapter } from './node.ts';
+import { runCpuBench } from './cpu.ts';
 import { parseCsv } from './csv.ts';
 import { markdown, median, type BenchReport, type BenchRow } from './report.ts';
 
@@ -249,6 +250,12 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
     await page.evaluate(() => window.__bench!.teardown());
     await page.close();
 
+    log('  cpu backend (m3web-cpu vs transformers.js wasm and onnxruntime-web wasm)');
+    const cpuConfigs = configs.filter((c) => (c.input === plan.ratioInput && [1, 32].includes(c.texts.length)) || c.layerSweep);
+    const cpu = await runCpuBench(browser, base, { fixture: plan.fixture, layers: L, hidden: spec.hidden, runs: plan.runs, peers: !noPeers, configs: cpuConfigs, log });
+    rows.push(...cpu.rows);
+    notes.push(...cpu.notes);
+
     log('  cold starts');
     const cold: Record<string, { ready: number[]; first: number[] }> = {};
     const coldEngines = (noPeers ? ['m3web-f32'] : ['m3web-f32', 'transformers-webgpu']) as ('m3web-f32' | 'transformers-webgpu')[];
@@ -318,6 +325,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
         m3web_vs_transformers_wasm_b32: speedup('transformers-wasm', 32),
         early_exit: full ? exits.map((r) => ({ layers: r.layers, time_ratio: r.ms_median / full.ms_median, ideal_ratio: r.layers / L })) : [],
         matmul_fraction_of_peak: prof.peak_matmul_gflops > 0 ? prof.matmul_gflops / prof.peak_matmul_gflops : null,
+        ...cpu.ratios,
       },
       cold_start: Object.entries(cold).map(([engine, c]) => ({ engine, ready_ms_median: median(c.ready), first_ms_median: median(c.first), first_ms_min: Math.min(...c.first), first_ms_max: Math.max(...c.first), runs: c.first.length })),
       kernel_profile: { batch: profTexts.length, seq_len: Math.max(...profLens), kernels: prof.kernels, matmul_gflops: prof.matmul_gflops, peak_matmul_gflops: prof.peak_matmul_gflops, peak_matmul: prof.peak_matmul, encoder_matmul_schedule: prof.encoder_matmul_schedule },
@@ -329,6 +337,8 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
         'SwiftShader (a CPU implementation of Vulkan) is the only adapter on this machine: these numbers compare engines on it and say nothing about real GPUs',
       ],
     };
+    log('  search (SemanticIndex)');
+    Object.assign(report, { search: await (await import('./search.ts')).runSearchBench({ quick: opts.quick, log }) }); // tools/bench/search.ts
     report.wall_s = Math.round((Date.now() - t0) / 1000);
     return report;
   }, { port });
