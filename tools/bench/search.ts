@@ -1,6 +1,6 @@
 /**
  * The "search" section of `npm run bench`, also runnable alone:
- *   npx tsx tools/bench/search.ts [--quick] [--json out.json]
+ *   npx tsx tools/bench/search.ts [--quick] [--1m] [--json out.json]     (--1m: the 1m × 256 row in --quick too)
  *
  * - query_ms_p50 / _p95 [size][storage][dims]: one dense top-10 query on a synthetic index (seeded unit
  *   vectors), sizes 10k and 100k (--quick too) and 1m (binary+int8 only; full run). f32 and int8 are exact
@@ -11,7 +11,8 @@
  * - build_vectors_per_s and bytes_per_doc per storage (100k × 256 and × 1024, precomputed vectors).
  * - load_ms: open a persisted 100k × 256 index (Node directory store) and import it from one file.
  * - keystroke_to_results_ms: embed one short query on Node + Dawn (the adapter createNodeGpu picks) and
- *   run a hybrid search over a 100k index at the model's width. The browser figure is the search spec's.
+ *   run a hybrid search over a 100k index at the model's width (in Node, not yet in a page: e2e/pages/search.ts
+ *   has the same measurement as `keystroke()`, not wired into the bench).
  * Timings run in this Node process on one core; Node's JIT and a page's are the same V8.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -101,7 +102,7 @@ async function nodeEngine(): Promise<{ engine: import('../../src/engine/engine.t
   return { engine, name, close: async () => (engine.destroy(), device.destroy(), await server.close()) };
 }
 
-export async function runSearchBench(opts: { quick: boolean; log?: (s: string) => void }): Promise<SearchSection> {
+export async function runSearchBench(opts: { quick: boolean; million?: boolean; log?: (s: string) => void }): Promise<SearchSection> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const notes: string[] = [];
   const p50: Nested = {};
@@ -109,13 +110,14 @@ export async function runSearchBench(opts: { quick: boolean; log?: (s: string) =
   const cpu50: Nested = {};
   const put = (t: Nested, size: string, st: string, d: number, v: number) => (((t[size] ??= {})[st] ??= {})[String(d)] = round(v));
   const runs = opts.quick ? 30 : 100;
-  const sizes: [string, number, DenseStorage[]][] = [['10k', 10_000, STORAGES], ['100k', 100_000, STORAGES], ...(opts.quick ? [] : [['1m', 1_000_000, ['binary+int8']] as [string, number, DenseStorage[]]])];
+  const sizes: [string, number, DenseStorage[]][] = [['10k', 10_000, STORAGES], ['100k', 100_000, STORAGES]];
+  const million = !opts.quick || opts.million; // 1m rows: binary+int8 only (1M × 256 f32 alone would be 1 GB)
   const build: Record<string, number> = {};
   const bytes: Record<string, Record<string, number>> = {};
   const recallOut: Record<string, unknown> = {};
   for (const d of [256, 1024]) {
     const queries = randomUnit(64, d, 4242);
-    for (const [label, n, storages] of sizes) {
+    for (const [label, n, storages] of [...sizes, ...(million && (d === 256 || !opts.quick) ? [['1m', 1_000_000, ['binary+int8']] as [string, number, DenseStorage[]]] : [])]) {
       for (const st of storages) {
         const { idx, ms } = await synthetic(n, d, st);
         const { wall: t, cpu } = await timeQueries(idx, queries, d, runs);
@@ -257,7 +259,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
   const t0 = Date.now();
-  const search = await runSearchBench({ quick: args.includes('--quick') });
+  const search = await runSearchBench({ quick: args.includes('--quick'), million: args.includes('--1m') });
   for (const t of search.targets) console.log(`${t.name}: ${t.value ?? 'n/a'} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`);
   if (j >= 0) {
     const path = resolve(args[j + 1] ?? 'bench-search.json');
