@@ -5,6 +5,7 @@
  *   webgpu-node      our engine on Node + Dawn vs the CPU reference, f32 and f16 weights
  *   webgpu-browser   our engine inside a worker in headless Chromium vs the CPU reference
  *   onnxruntime-web  the fixtures' ONNX exports in the same browser vs our f32 engine
+ *   cpu-node, cpu-browser  the CPU backend (src/cpu) in Node and in a Chromium worker vs the CPU reference
  */
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
@@ -16,6 +17,7 @@ import { modelParityRows } from './parity/engine-cases.ts';
 import type { ParityRow } from './parity/goldens.ts';
 import { readGolden, withFixtureModels } from './parity/node-models.ts';
 import { collectBrowserParity } from './parity/run-browser.ts';
+import { collectCpuParity } from './parity/cpu-run.ts';
 
 /** Pass/fail thresholds per backend and weight dtype (from the engine issue). */
 export function threshold(r: ParityRow): { max_abs?: number; cos_min?: number } {
@@ -52,6 +54,9 @@ export async function collectParity(opts: { browser: boolean }): Promise<{ rows:
     rows.push(...b.rows);
     notes.push(...b.notes.map((n) => `webgpu-browser: ${n}`));
   }
+  const cpu = await collectCpuParity(opts);
+  rows.push(...cpu.rows);
+  notes.push(...cpu.notes);
   return { rows, notes, adapters };
 }
 

@@ -1,0 +1,5 @@
+/// <reference lib="webworker" />
+import * as Comlink from 'comlink';
+import { browserCpuParity } from '../../tools/parity/cpu-browser.ts';
+
+Comlink.expose({ run: browserCpuParity });
