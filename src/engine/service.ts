@@ -211,7 +211,8 @@ export class EmbedService {
     const pick = all.find((b) => b.kind === kind);
     if (!pick) throw new InvalidInputError('that backend was not built for this model', { expected: all.map((b) => b.kind).join(' or '), received: kind });
     for (const b of all) if (b !== pick) b.destroy();
-    const info = { ...describeModel(cur.model, pick, [kind], reason) };
+    // The JS head weights are gone by now (load() dropped them): keep what load() saw.
+    const info = { ...describeModel(cur.model, pick, [kind], reason), hasBgeM3Heads: cur.info.hasBgeM3Heads };
     this.serving = { ...cur, gen: ++this.gen, backend: pick, alternatives: [], info };
     return info;
   }
