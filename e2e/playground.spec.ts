@@ -2,7 +2,7 @@
 // load the default model, move the layers and dims sliders and see plan, heatmap and latency follow
 // (the heatmap checked against the CPU reference run here in Node), index the demo corpus and find a
 // known top hit, pass an axe check, then go offline, reload, and embed and search again.
-// Screenshots of every view at 1280 and 390 px go to test-results/playground/ (not committed).
+// Screenshots of every view at 1280 and 390 px go to the test's output folder under test-results/ (not committed).
 import AxeBuilder from '@axe-core/playwright';
 import { expect, test, type Page } from '@playwright/test';
 import { DEFAULT_SENTENCES, DEMO_CORPUS } from '../src/app/corpus.ts';
@@ -18,7 +18,7 @@ async function shoot(page: Page, tag: string): Promise<void> {
     await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
     // Nothing may be wider than the viewport (readable at 390 px without sideways scrolling).
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(width);
-    for (const v of VIEWS) await page.locator(`#${v}`).screenshot({ path: `test-results/playground/${tag}-${v}-${width}.png` });
+    for (const v of VIEWS) await page.locator(`#${v}`).screenshot({ path: test.info().outputPath(`${tag}-${v}-${width}.png`) });
   }
   await page.setViewportSize({ width: 1280, height: 900 });
 }
@@ -55,7 +55,7 @@ test('playground: model, sliders, compare, search, axe, then offline', async ({ 
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
 
-  await page.goto('/');
+  await page.goto('/?model=/models/xlmr-tiny/');
   await expect(page.locator('#card')).toHaveAttribute('data-ready', 'true', { timeout: 300_000 });
   await expect(page.locator('#model-warning')).toBeVisible();
   await expect(page.locator('#model-warning')).toContainText('random weights');
@@ -113,7 +113,7 @@ test('playground: model, sliders, compare, search, axe, then offline', async ({ 
 
 test('playground shows a typed error for a bad Hugging Face id and for an impossible budget', async ({ page }) => {
   test.setTimeout(600_000);
-  await page.goto('/');
+  await page.goto('/?model=/models/xlmr-tiny/');
   await expect(page.locator('#card')).toHaveAttribute('data-ready', 'true', { timeout: 300_000 });
   await page.locator('#budget-latency').fill('0.000001');
   await page.locator('#budget-form button').click();

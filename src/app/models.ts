@@ -17,12 +17,20 @@ export interface BundledModel {
 
 /** Generated fixtures (served from fixtures/models/ by tools/vite-fixtures-plugin.ts) and, once it ships, public/models/m3-tiny/. */
 export const BUNDLED: BundledModel[] = [
+  { url: '/models/m3-tiny/', label: 'm3-tiny — m3BERT trained for this project (6 layers × 128, exits 2/4/6)', random: false },
   { url: '/models/xlmr-tiny/', label: 'xlmr-tiny — BGE-M3 layout, fixture with random weights', random: true },
   { url: '/models/m3bert-tiny/', label: 'm3bert-tiny — m3BERT layout, fixture with random weights', random: true },
   { url: '/models/bert-tiny/', label: 'bert-tiny — BERT layout, fixture with random weights', random: true },
 ];
-/** The model the playground opens first (switch to m3-tiny when public/models/m3-tiny/ lands). */
-export const DEFAULT_MODEL: BundledModel = BUNDLED[0];
+/** The model the playground opens first (BUNDLED[0] is m3-tiny, BUNDLED[1] the xlmr-tiny fixture). */
+export const DEFAULT_MODEL: BundledModel = BUNDLED[1];
+
+/** `?model=<url or hub id>` opens that model instead of the default (a link to a model; the e2e picks a fixture this way). */
+export function startModel(): BundledModel {
+  const asked = new URLSearchParams(location.search).get('model');
+  if (!asked) return DEFAULT_MODEL;
+  return BUNDLED.find((m) => m.url === asked) ?? { url: asked, label: asked, random: false };
+}
 
 let loading = 0;
 
@@ -132,7 +140,8 @@ async function openLocal(name: string, files: { path: string; file: File }[]): P
 
 export function initModelPicker(): void {
   const select = byId<HTMLSelectElement>('model-select');
-  select.replaceChildren(...BUNDLED.map((m, i) => h('option', { value: String(i), selected: m === DEFAULT_MODEL }, m.label)));
+  const start = startModel();
+  select.replaceChildren(...BUNDLED.map((m, i) => h('option', { value: String(i), selected: m.url === start.url }, m.label)));
   byId('load-bundled').addEventListener('click', () => {
     const m = BUNDLED[Number(select.value)];
     void openModel(m.url, m.label, m.random);
