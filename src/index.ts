@@ -14,6 +14,12 @@ export type { ModelSourceSpec } from './model/source.ts';
 export { batchDenseScores, colbertScore, computeScore, denseScore, lexicalMatchingScore } from './search/score.ts';
 export type { ColbertVectors, M3Representation, M3Scores, ModeWeights, SparseVector } from './search/score.ts';
 
+// In-page search over the client's outputs (dense, sparse, ColBERT), persisted in IndexedDB / OPFS.
+export { SemanticIndex } from './search/semantic-index.ts';
+export { openBrowserStore, type IndexStore } from './search/store.ts';
+export { toParquet } from './search/parquet.ts';
+export type { AddOptions, AddProgress, DenseStorage, Doc, Embedder, IndexOptions, IndexStats, QueryVectors, SearchHit, SearchMode, SearchOptions } from './search/types.ts';
+
 // Every typed error (subclasses of M3Error; `name` survives structured cloning, so `e.name === 'BudgetError'` works too).
 export * from './errors.ts';
 export { BudgetError, ClientDisposedError, WorkerCrashedError } from './client/errors.ts';

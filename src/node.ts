@@ -32,6 +32,10 @@ export type { ModelSourceSpec } from './model/source.ts';
 export * from './errors.ts';
 export { batchDenseScores, colbertScore, computeScore, denseScore, lexicalMatchingScore } from './search/score.ts';
 export type { ColbertVectors, M3Representation, M3Scores, ModeWeights, SparseVector } from './search/score.ts';
+// The in-page index works in Node too, persisted in a directory.
+export { SemanticIndex } from './search/semantic-index.ts';
+export { openDirStore } from './search/fs-store.ts';
+export type { Doc, Embedder, IndexOptions, SearchHit, SearchOptions } from './search/types.ts';
 
 /** The local folder a model spec names, or null when it is a URL, a hub id or an object spec. */
 export function localFolder(spec: unknown): string | null {

@@ -1,6 +1,6 @@
 /**
- * The package as a user gets it: `npm pack` (which runs `build:lib` through `prepack`), then a fresh vite app in a
- * temporary folder that installs the tarball from the npm cache (`npm install --prefer-offline`), type-checks against
+ * The package as a user gets it: `npm run build:lib`, `npm pack` (a plain `npm pack` runs build:lib itself, as
+ * `prepack`), then a fresh vite app in a temporary folder that installs the tarball from the npm cache (`npm install --prefer-offline`), type-checks against
  * the package's .d.ts and builds with vite. Used by e2e/package.spec.ts (the built app in Chromium) and
  * tests/package-node.test.ts ('m3web/node' from the installed package).
  *
@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { loadModel } from '../../src/node.ts';
 import { ReferenceEncoder } from '../../src/reference/model.ts';
 import { ensureFixtures } from '../../tools/fixtures/generate.ts';
@@ -89,21 +89,28 @@ let cached: PackedApp | null = null;
 
 export function packedApp(): PackedApp {
   if (cached) return cached;
-  ensureFixtures();
   const work = join(tmpdir(), 'm3web-package');
   mkdirSync(work, { recursive: true });
-  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], REPO_ROOT).replace(/^[^[]*/, '')) as { filename: string; shasum: string; size: number; unpackedSize: number; files: { path: string }[] }[];
-  const tarball = join(work, packed.filename);
-  const dir = join(work, `app-${packed.shasum.slice(0, 12)}`);
-  const info = { dir, tarball, size: packed.size, unpackedSize: packed.unpackedSize, files: packed.files.map((f) => f.path).sort() };
-  if (existsSync(join(dir, '.ready'))) return (cached = info);
+  // The build first, then pack without scripts, so that stdout is only pack's JSON.
+  run('npm', ['run', 'build:lib'], REPO_ROOT);
+  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], REPO_ROOT)) as { filename: string; shasum: string; size: number; unpackedSize: number; files: { path: string }[] }[];
+  return (cached = installApp({ tarball: join(work, packed.filename), shasum: packed.shasum, size: packed.size, unpackedSize: packed.unpackedSize, files: packed.files.map((f) => f.path).sort() }));
+}
+
+/** The consumer app for one tarball (reused when its folder is complete for the same sha). */
+export function installApp(t: Omit<PackedApp, 'dir'> & { shasum: string }): PackedApp {
+  ensureFixtures();
+  const { shasum, ...rest } = t;
+  const dir = join(dirname(t.tarball), `app-${shasum.slice(0, 12)}`);
+  const info = { dir, ...rest };
+  if (existsSync(join(dir, '.ready'))) return info;
 
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'src'), { recursive: true });
   const dev = pkg.devDependencies;
   writeFileSync(
     join(dir, 'package.json'),
-    JSON.stringify({ name: 'm3web-consumer', private: true, type: 'module', dependencies: { m3web: `file:${tarball}` }, devDependencies: { typescript: dev.typescript, vite: dev.vite, webgpu: dev.webgpu, '@webgpu/types': dev['@webgpu/types'] } }, null, 2),
+    JSON.stringify({ name: 'm3web-consumer', private: true, type: 'module', dependencies: { m3web: `file:${t.tarball}` }, devDependencies: { typescript: dev.typescript, vite: dev.vite, webgpu: dev.webgpu, '@webgpu/types': dev['@webgpu/types'] } }, null, 2),
   );
   // The repo's .npmrc: onnxruntime-node (a transformers.js dependency) must not download binaries at install.
   cpSync(resolve(REPO_ROOT, '.npmrc'), join(dir, '.npmrc'));
@@ -118,8 +125,8 @@ export function packedApp(): PackedApp {
   run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], dir);
   run('npx', ['tsc', '-p', 'tsconfig.json'], dir);
   run('npx', ['vite', 'build'], dir);
-  writeFileSync(join(dir, '.ready'), packed.shasum);
-  return (cached = info);
+  writeFileSync(join(dir, '.ready'), shasum);
+  return info;
 }
 
 /** BGE-M3's three outputs as the apps above print them (JSON). */
