@@ -37,13 +37,31 @@ export class ByteQueue {
     }
   }
 
-  /** Exactly `n` bytes, or a ModelFormatError saying the stream ended early while reading `why`. */
-  async need(n: number, why: string): Promise<Uint8Array> {
-    await this.fill(n);
-    if (this.buffered < n) {
-      throw new ModelFormatError(`${this.what} ended early while reading ${why} (truncated download?)`, { expected: `${n} more bytes`, received: `${this.buffered} bytes` });
+  /**
+   * Exactly `n` bytes, or a ModelFormatError saying the stream ended early while reading `why`. Large reads
+   * are copied into their buffer as the chunks arrive, so a tensor is never held twice (chunks + copy).
+   */
+  async need(n: number, why: string): Promise<Uint8Array<ArrayBuffer>> {
+    const truncated = (missing: number) => new ModelFormatError(`${this.what} ended early while reading ${why} (truncated download?)`, { expected: `${missing} more bytes`, received: `${this.buffered} bytes` });
+    await this.fill(Math.min(n, PROGRESSIVE_BYTES));
+    if (this.buffered >= n) return this.take(n);
+    if (n <= PROGRESSIVE_BYTES) throw truncated(n);
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      if (this.buffered === 0) {
+        await this.fill(1);
+        if (this.buffered === 0) throw truncated(n - o);
+      }
+      const c = this.chunks[this.head];
+      const k = Math.min(n - o, c.byteLength);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      this.buffered -= k;
+      this.position += k;
+      this.advance(c, k);
     }
-    return this.take(n);
+    return out;
   }
 
   /** Up to `n` bytes from the front without consuming them (fewer at the end of the stream). */
@@ -132,3 +150,5 @@ export class ByteQueue {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Reads above this size are assembled progressively (see need). */
+const PROGRESSIVE_BYTES = 1 << 16;

@@ -56,6 +56,8 @@ export interface LoadedModel {
   weightFiles: string[];
 }
 
+const EMPTY_TENSOR: RawTensor = { dtype: 'f32', shape: [0], data: new Uint8Array(0) };
+
 interface ShardIndex {
   weight_map: Record<string, string>;
 }
@@ -147,7 +149,12 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
     weightFiles.push(file);
     bytes += opened.total ?? 0;
     const tensors = format === 'safetensors' ? streamSafetensors(opened.stream, opened.total, { onSkipped }) : streamTorchStateDict(opened.stream, { onSkipped });
-    for await (const { name, tensor } of tensors) await take(name, tensor);
+    // Not for-await: an async function keeps the previous iteration's tensor in its frame while awaiting the next.
+    const it = tensors[Symbol.asyncIterator]();
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      await take(r.value.name, r.value.tensor);
+      r = { done: false, value: { name: '', tensor: EMPTY_TENSOR } };
+    }
   };
   let found = false;
   for (const layout of WEIGHT_LAYOUTS) {

@@ -134,8 +134,10 @@ export async function* streamSafetensors(stream: ReadableStream<Uint8Array>, tot
         opts.onSkipped?.(e.name, e.fileDtype);
         continue;
       }
-      const data = await q.need(e.end - e.begin, `tensor "${e.name}"`);
+      let data: Uint8Array | null = await q.need(e.end - e.begin, `tensor "${e.name}"`);
       yield { name: e.name, tensor: { dtype: e.dtype, shape: e.shape, data } };
+      // A suspended generator keeps its locals: drop the reference so the consumer's copy is the only one.
+      data = null;
     }
   } finally {
     // A consumer that stops early (error, abort) must not leave the download running.

@@ -47,10 +47,14 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
   const seen = new Set<string>();
   let prefix: string | null = null;
 
-  /** The tensors over one storage, as views of its bytes. */
-  function* emit(ref: StorageRef, data: Uint8Array): Generator<{ name: string; tensor: RawTensor }> {
+  /**
+   * The tensors over one storage, as views of its bytes. An array, not a generator: a finished delegate
+   * generator kept in the suspended frame would keep the storage alive while the next one downloads.
+   */
+  function views(ref: StorageRef, data: Uint8Array): ({ name: string; tensor: RawTensor } | null)[] {
     checkStorageLength(ref, data.byteLength);
     seen.add(ref.key);
+    const out: { name: string; tensor: RawTensor }[] = [];
     for (const [name, t] of byStorage.get(ref.key) ?? []) {
       if (t.storage.dtype === null) {
         opts.onSkipped?.(name, t.storage.storageClass);
@@ -58,8 +62,9 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
       }
       const tensor = tensorView(t, data);
       budget.add(name, tensor.data.byteLength, q.position);
-      yield { name, tensor };
+      out.push({ name, tensor });
     }
+    return out;
   }
 
   try {
@@ -101,7 +106,7 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
         else if (compressed !== size) throw new ModelFormatError(`torch zip entry "${name}" is stored but its sizes differ`, { expected: `compressed size ${size}`, received: compressed });
       } else size = ref ? ref.numel * ref.elementBytes : null;
 
-      let data: Uint8Array;
+      let data: Uint8Array | null;
       let crc: number;
       if (size === null) ({ data, crc } = await scanToDescriptor(q, name));
       else {
@@ -120,11 +125,15 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
           list.push(entry);
           byStorage.set(entry[1].storage.key, list);
         }
-        for (const [key, bytes] of held) {
-          const r = layout.storages.get(key);
-          if (r) yield* emit(r, bytes);
-        }
+        const early = [...held].flatMap(([key, bytes]) => {
+          const r = layout!.storages.get(key);
+          return r ? views(r, bytes) : [];
+        });
         held.clear();
+        for (let i = 0; i < early.length; i++) {
+          yield early[i]!;
+          early[i] = null;
+        }
         stats.heldBytes = 0;
       } else if (rel === 'byteorder') checkByteorder(data);
       else if (storageKey !== null) {
@@ -134,8 +143,16 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
           held.set(storageKey, data);
           stats.heldBytes += data.byteLength;
           stats.maxHeldBytes = Math.max(stats.maxHeldBytes, stats.heldBytes);
-        } else if (ref) yield* emit(ref, data);
+        } else if (ref) {
+          const out = views(ref, data);
+          for (let i = 0; i < out.length; i++) {
+            yield out[i]!;
+            out[i] = null;
+          }
+        }
       }
+      // A suspended generator keeps its locals alive: drop the storage so the consumer holds the only reference.
+      data = null;
     }
     if (!layout) throw new ModelFormatError('torch zip has no data.pkl', { expected: `${prefix ?? '<archive>/'}data.pkl`, received: 'no such record before the central directory' });
     for (const key of layout.storages.keys()) {
