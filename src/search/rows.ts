@@ -147,6 +147,9 @@ function gather<T extends Float32Array | Int8Array | Uint32Array>(rows: ArrayLik
 function concat<T extends Float32Array | Int8Array>(parts: T[], C: new (n: number) => T): T {
   const out = new C(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p as never, o), (o += p.length));
+  for (const p of parts) {
+    out.set(p as never, o);
+    o += p.length;
+  }
   return out;
 }

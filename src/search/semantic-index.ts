@@ -17,7 +17,7 @@ import { Rows } from './rows.ts';
 import { searchRows } from './query.ts';
 import { checkSparseVector } from './sparse.ts';
 import type { ChunkRef, IndexStore, Manifest } from './store.ts';
-import type { AddOptions, ColbertVectors, Doc, SparseVector, Embedder, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
+import type { AddOptions, ColbertVectors, Doc, SparseVector, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
 
 export const SCHEMA_VERSION = 1;
 const OUTPUTS: Output[] = ['dense', 'sparse', 'colbert'];
@@ -142,7 +142,10 @@ export class SemanticIndex {
 
   private appendFile(bytes: Uint8Array, chunk: string): void {
     const f = decodeFile(bytes);
-    if (f.header.colbertDim && !this.rows.header.colbertDim) (this.rows.header.colbertDim = f.header.colbertDim), this.rows.ensureStores();
+    if (f.header.colbertDim && !this.rows.header.colbertDim) {
+      this.rows.header.colbertDim = f.header.colbertDim;
+      this.rows.ensureStores();
+    }
     for (const r of this.rows.append(f)) {
       this.rowOf.set(this.rows.ids[r], r);
       this.chunkOf[r] = chunk;
@@ -227,12 +230,18 @@ export class SemanticIndex {
     const h = this.rows.header;
     if (h.outputs.includes('dense')) {
       if (!(d.dense instanceof Float32Array)) throw new InvalidInputError(`document "${d.id}": dense vector must be a Float32Array`, { expected: 'Float32Array', received: d.dense });
-      if (!h.dims) (h.dims = d.dense.length), this.rows.ensureStores();
+      if (!h.dims) {
+        h.dims = d.dense.length;
+        this.rows.ensureStores();
+      }
       if (d.dense.length !== h.dims) throw new IndexMismatchError(`document "${d.id}": dense vector has another width than the index`, { expected: `${h.dims} dims`, received: d.dense.length });
     }
     if (h.outputs.includes('sparse')) checkSparseVector(d.sparse!, `document "${d.id}"`);
     if (h.outputs.includes('colbert')) {
-      if (!h.colbertDim && d.colbert) (h.colbertDim = d.colbert.dim), this.rows.ensureStores();
+      if (!h.colbertDim && d.colbert) {
+        h.colbertDim = d.colbert.dim;
+        this.rows.ensureStores();
+      }
       this.rows.colbert!.check(d.colbert!, `document "${d.id}"`);
     }
   }

@@ -162,7 +162,7 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     notes.push('funnel_recall_at_10.synthetic_clustered_100k_1024: 2,000 random centres, each document = centre + Gaussian noise (norm 1.5 before normalising, cosine ≈ 0.55 to its centre); queries drawn the same way');
   }
 
-  let loadMs: Record<string, number> = {};
+  let loadMs: Record<string, number>;
   // load_ms: a persisted 100k × 256 int8 index, reopened from its directory store and imported from one file.
   {
     const dir = mkdtempSync(join(tmpdir(), 'm3bench-'));
@@ -183,7 +183,7 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
   }
 
   // Real text: SciFact through the engine (Node + Dawn), recall of each funnel against exact f32.
-  let keystroke: number[] = [];
+  const keystroke: number[] = [];
   if (!scifactAvailable()) {
     notes.push('skipped real-text recall and keystroke timing: ../shared/data/datasets/scifact is absent');
   } else {
