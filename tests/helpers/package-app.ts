@@ -8,7 +8,7 @@
  * `npm test` installs once; a changed package gets a fresh folder.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadModel } from '../../src/node.ts';
@@ -105,6 +105,12 @@ export function installApp(t: Omit<PackedApp, 'dir'> & { shasum: string }): Pack
   const info = { dir, ...rest };
   if (existsSync(join(dir, '.ready'))) return info;
 
+  // Each app holds a full node_modules (~0.9 GB): drop those of other tarballs made over an hour ago (a younger one
+  // may belong to a test process still running).
+  for (const old of readdirSync(dirname(t.tarball))) {
+    const p = join(dirname(t.tarball), old);
+    if (old.startsWith('app-') && p !== dir && Date.now() - statSync(p).mtimeMs > 3600_000) rmSync(p, { recursive: true, force: true });
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'src'), { recursive: true });
   const dev = pkg.devDependencies;
