@@ -1,4 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SHARED_DATA } from '../../tools/fixtures/paths.ts';
 import { ModelFormatError } from '../errors.ts';
 import { torchStateDictRecords, writeTorchStateDict, writeTorchZip } from '../../tools/fixtures/torch-writer.ts';
 import { writeSafetensors } from '../../tools/fixtures/safetensors-writer.ts';
@@ -56,6 +59,21 @@ describe('streamTorchStateDict', () => {
     for (const { name, tensor } of got) {
       expect(tensor.shape).toEqual(tensors.get(name)!.shape);
       expect(Buffer.compare(Buffer.from(tensor.data), Buffer.from(tensors.get(name)!.data)), name).toBe(0);
+    }
+  });
+
+  const realHeads = resolve(SHARED_DATA, 'heads/bge-m3');
+  it.skipIf(!existsSync(realHeads))('streams the real bge-m3 heads (torch >= 2.1: byteorder, .data/serialization_id) to what the whole-file reader gives', async () => {
+    for (const file of ['colbert_linear.pt', 'sparse_linear.pt']) {
+      const bytes = new Uint8Array(readFileSync(resolve(realHeads, file)));
+      const whole = readTorchStateDict(bytes);
+      const got = await collect(streamTorchStateDict(chunked(bytes, 4099)));
+      expect(got.map((g) => g.name).sort(), file).toEqual([...whole.keys()].sort());
+      for (const { name, tensor } of got) {
+        const w = whole.get(name)!;
+        expect([tensor.dtype, tensor.shape]).toEqual([w.dtype, w.shape]);
+        expect(Buffer.compare(Buffer.from(tensor.data), Buffer.from(w.data)), name).toBe(0);
+      }
     }
   });
 
