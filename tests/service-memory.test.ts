@@ -36,7 +36,7 @@ it('JS heap + ArrayBuffers grow by < 25% of the weight bytes after a GPU load of
   const weightBytes = statSync(`${modelDir('bert-base-shaped')}/model.safetensors`).size;
   const svc = new EmbedService({ gpu: gpu.gpu });
   const before = jsBytes();
-  await svc.load(server.folderUrl('bert-base-shaped'), { weights: 'f32' });
+  await svc.load(server.folderUrl('bert-base-shaped'), { backend: 'webgpu', weights: 'f32' });
   const grown = jsBytes() - before;
   console.log(`[service-memory] weights ${(weightBytes / 1e6).toFixed(1)} MB; JS heap + ArrayBuffers grew ${(grown / 1e6).toFixed(1)} MB (${((100 * grown) / weightBytes).toFixed(1)}%) after load`);
   expect(grown).toBeLessThan(0.25 * weightBytes);

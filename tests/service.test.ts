@@ -49,14 +49,14 @@ function sameRows(a: Float32Array, b: Float32Array): boolean {
 describe('EmbedService loads are transactional and calls hold their engine', () => {
   it('a multi-batch call in flight while another model loads finishes on its engine or rejects with EngineReplacedError', async () => {
     const svc = new EmbedService({ gpu: gpu.gpu });
-    const first = await svc.load(server.folderUrl('xlmr-tiny'), { maxBatchTokens: 64 });
+    const first = await svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu', maxBatchTokens: 64 });
     const input = texts(60);
     const baseline = await svc.embed(input, { layers: 2 });
     const call = svc.embed(input, { layers: 2 }).then(
       (r) => ({ ok: true as const, r }),
       (e: unknown) => ({ ok: false as const, e }),
     );
-    await svc.load(server.folderUrl('xlmr-tiny-f16'), { maxBatchTokens: 64, weights: 'f16' });
+    await svc.load(server.folderUrl('xlmr-tiny-f16'), { backend: 'webgpu', maxBatchTokens: 64, weights: 'f16' });
     const out = await call;
     if (out.ok) {
       expect(sameRows(out.r.embeddings, baseline.embeddings)).toBe(true);
@@ -80,10 +80,10 @@ describe('EmbedService loads are transactional and calls hold their engine', () 
 
   it('a failed load keeps the old model serving and frees every GPU buffer it created', async () => {
     const svc = new EmbedService({ gpu: gpu.gpu });
-    await svc.load(server.folderUrl('xlmr-tiny'));
+    await svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
     const before = await svc.embed(['still here'], {});
-    await expect(svc.load(broken.folderUrl('xlmr-tiny'))).rejects.toBeInstanceOf(WeightError);
-    await expect(svc.load(server.folderUrl('no-such-model'))).rejects.toBeInstanceOf(M3Error);
+    await expect(svc.load(broken.folderUrl('xlmr-tiny'), { backend: 'webgpu' })).rejects.toBeInstanceOf(WeightError);
+    await expect(svc.load(server.folderUrl('no-such-model'), { backend: 'webgpu' })).rejects.toBeInstanceOf(M3Error);
     const after = await svc.embed(['still here'], {});
     expect(sameRows(after.embeddings, before.embeddings)).toBe(true);
 
@@ -111,12 +111,12 @@ describe('EmbedService loads are transactional and calls hold their engine', () 
 
   it('load takes an AbortSignal: an aborted load rejects with AbortError and the old model keeps serving', async () => {
     const svc = new EmbedService({ gpu: gpu.gpu });
-    await svc.load(server.folderUrl('m3bert-tiny'));
+    await svc.load(server.folderUrl('m3bert-tiny'), { backend: 'webgpu' });
     const ctl = new AbortController();
     ctl.abort();
-    await expect(svc.load(server.folderUrl('xlmr-tiny'), { signal: ctl.signal })).rejects.toBeInstanceOf(AbortError);
+    await expect(svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu', signal: ctl.signal })).rejects.toBeInstanceOf(AbortError);
     const late = new AbortController();
-    const pending = svc.load(server.folderUrl('xlmr-tiny'), { signal: late.signal });
+    const pending = svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu', signal: late.signal });
     late.abort();
     await expect(pending).rejects.toBeInstanceOf(AbortError);
     expect((await svc.embed(['ok'], {})).dims).toBe(40); // m3bert-tiny's hidden size
@@ -124,10 +124,25 @@ describe('EmbedService loads are transactional and calls hold their engine', () 
 
   it('after a GPU load the JS copies of the weights are released (unless keepWeights)', async () => {
     const svc = new EmbedService({ gpu: gpu.gpu });
-    await svc.load(server.folderUrl('xlmr-tiny'));
+    await svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
     const served = (svc as unknown as { serving: { model: { weights: Map<string, unknown> } } }).serving;
     expect(served.model.weights.size).toBe(0);
-    await svc.load(server.folderUrl('xlmr-tiny'), { keepWeights: true });
+    await svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu', keepWeights: true });
     expect((svc as unknown as { serving: { model: { weights: Map<string, unknown> } } }).serving.model.weights.size).toBeGreaterThan(0);
+  });
+});
+
+describe('EmbedService reloads do not leak GPU memory', () => {
+  it('three reloads of a model in one service, each followed by the same workload, leave the same live GPU buffers', async () => {
+    const svc = new EmbedService({ gpu: gpu.gpu });
+    const tallies: { gpuBytes: number; gpuBuffers: number }[] = [];
+    for (let i = 0; i < 4; i++) {
+      await svc.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu', maxBatchTokens: 256 });
+      await svc.embed(texts(24), { outputs: ['dense', 'sparse', 'colbert'] });
+      const m = svc.debugMemory();
+      tallies.push({ gpuBytes: m.gpuBytes, gpuBuffers: m.gpuBuffers });
+    }
+    expect(tallies[0].gpuBuffers).toBeGreaterThan(0);
+    expect(tallies.slice(1)).toEqual([tallies[0], tallies[0], tallies[0]]);
   });
 });

@@ -16,7 +16,7 @@
  */
 import * as Comlink from 'comlink';
 import type { EmbedResult, EmbedService, GpuProbe, ModelInfo } from '../engine/service.ts';
-import { InvalidInputError, M3Error } from '../errors.ts';
+import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
 import type { LoadProgress } from '../model/load.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
 import { indexedDbCache, type CalibrationCache } from './cache.ts';
@@ -133,6 +133,8 @@ export class M3Client extends EventTarget {
   /** Blocks the worker uploads (undefined: all); set from the memory budget, cleared when a plan goes deeper. */
   private maxLayers: number | undefined;
   private deepening: Promise<void> | null = null;
+  /** setModel() to another model: calibrate and plan afresh on the next start. */
+  private modelChanged = false;
   private drift: DriftState = { logRatio: 0, n: 0 };
   private readonly cache: CalibrationCache;
   private sidecar: Sidecar | null = null;
@@ -281,7 +283,8 @@ export class M3Client extends EventTarget {
         // A software WebGPU adapter: the worker built WebGPU and the CPU backend; calibrate both, keep the faster plan.
         await this.chooseBackend(remote, gen);
         if (gen !== this.gen) return;
-      } else if (!this.cost || prevDevice === null || deviceChanged) this.cost = await this.calibrate(remote, gen);
+      } else if (!this.cost || prevDevice === null || deviceChanged || this.modelChanged) this.cost = await this.calibrate(remote, gen);
+      this.modelChanged = false;
       if (gen !== this.gen) return;
       let plan: Plan;
       try {
@@ -591,6 +594,43 @@ export class M3Client extends EventTarget {
     if (batch.length > 1) this.queue.isolate(batch);
     else this.queue.fail(batch[0].req, e);
     this.pump();
+  }
+
+  /**
+   * Loads another model (or reloads this one) in a fresh worker. Reloading the same model re-runs the
+   * calls in flight on it, so nothing is lost; switching to another model rejects them with
+   * EngineReplacedError (their vectors would belong to a different model), then calibrates and plans anew.
+   */
+  async setModel(model: string = this.options.model): Promise<Plan> {
+    if (this.disposed) throw new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'setModel() after dispose()' });
+    if (typeof model !== 'string' || !model) throw new InvalidInputError('setModel needs a model', { expected: 'a hub id or URL', received: model });
+    const changed = model !== this.options.model;
+    this.gen++; // answers still coming from the old worker are ignored from here on
+    this.heartbeat?.stop();
+    this.worker?.terminate();
+    this.worker = null;
+    this.remote = null;
+    this.starting = null;
+    const back = this.inflight?.chunks ?? [];
+    this.inflight = null;
+    if (changed) {
+      this.queue.failAll(() => new EngineReplacedError('another model was loaded while this call waited', { expected: `the model the call started on (${this.options.model})`, received: model }));
+      this.options.model = model;
+      this.sidecar = null;
+      this.maxLayers = undefined;
+      this.modelChanged = true;
+      this.plan = undefined as unknown as Plan;
+    } else {
+      this.queue.requeue(back);
+    }
+    await this.start();
+    this.pump();
+    return this.plan;
+  }
+
+  /** Worker-side memory figures: live GPU buffer bytes and the worker's JS heap (where the browser reports it). */
+  async memory(): Promise<{ gpuBytes: number; gpuBuffers: number; jsHeapBytes: number | null } | null> {
+    return (await this.remote?.debugMemory()) ?? null;
   }
 
   // ---------------------------------------------------------------------------------------------

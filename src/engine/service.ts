@@ -1,5 +1,6 @@
 import { describeAdapter, requestAdapter, type AdapterReport } from '../gpu/adapter.ts';
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
+import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
 import { loadModel, type LoadedModel, type LoadProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
@@ -110,6 +111,7 @@ export class EmbedService {
   private runtime: GpuRuntime | null = null;
   private gen = 0;
   private loadAbort: AbortController | null = null;
+  private gpuTally: BufferTally | null = null;
 
   /** `gpu`: the WebGPU entry point (default navigator.gpu; Node passes the `webgpu` package's). */
   constructor(private readonly opts: { gpu?: GPU } = {}) {}
@@ -123,7 +125,9 @@ export class EmbedService {
     if (this.runtime) return this.runtime;
     const r = await requestAdapter(this.opts.gpu);
     if (!r.adapter) throw new GpuUnavailableError('WebGPU is not available', { expected: 'a WebGPU adapter', received: r.reason });
-    const rt = new GpuRuntime(await createDevice(r.adapter));
+    const device = await createDevice(r.adapter);
+    this.gpuTally = trackBuffers(device);
+    const rt = new GpuRuntime(device);
     this.runtime = rt;
     void rt.lost.then(() => {
       if (this.runtime === rt) this.runtime = null;
@@ -295,6 +299,12 @@ export class EmbedService {
       out.push({ tokens, chars: run.text.length, layers: run.layers, ms, gpuMs });
     }
     return out;
+  }
+
+  /** Live GPU buffers and bytes on this worker's device, and the JS heap where the browser reports it (Chrome's performance.memory). */
+  debugMemory(): { gpuBytes: number; gpuBuffers: number; jsHeapBytes: number | null } {
+    const heap = (performance as Performance & { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? null;
+    return { gpuBytes: this.gpuTally?.bytes ?? 0, gpuBuffers: this.gpuTally?.buffers ?? 0, jsHeapBytes: heap };
   }
 
   /** Test hook: destroys the GPU device as a driver reset would (device.lost fires). */
