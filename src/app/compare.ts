@@ -38,14 +38,13 @@ function heatmap(el: HTMLElement, title: string, e: Embedding): void {
   // Blue for similar, white at 0, orange for opposite; the number is always printed (colour is never the only cue).
   // Lightness stays ≥ 62 % so dark text keeps a WCAG AA contrast on every cell (axe color-contrast).
   const color = (v: number) => (v >= 0 ? `hsl(215 70% ${100 - 38 * v}%)` : `hsl(30 80% ${100 + 35 * v}%)`);
-  const ink = () => '#111';
   el.replaceChildren(
     h(
       'table',
       { class: 'heatmap' },
       h('caption', {}, title),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'sentence')), ...m.map((_, j) => h('th', { scope: 'col' }, `#${j + 1}`)))),
-      h('tbody', {}, ...m.map((row, i) => h('tr', {}, h('th', { scope: 'row' }, `#${i + 1}`), ...row.map((v) => h('td', { style: `background:${color(v)};color:${ink()}` }, v.toFixed(2)))))),
+      h('tbody', {}, ...m.map((row, i) => h('tr', {}, h('th', { scope: 'row' }, `#${i + 1}`), ...row.map((v) => h('td', { style: `background:${color(v)};color:#111` }, v.toFixed(2)))))),
     ),
   );
   el.dataset.layers = String(e.layers);

@@ -225,11 +225,18 @@ export async function cachedFetch(input: RequestInfo | URL, init?: RequestInit):
   return new Response(mine, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
-/** For the service worker: a cached copy, else the network untouched (the loader's cachedFetch does the storing). */
+/**
+ * For the service worker: a cached copy, else the network. Files are stored by the loader's cachedFetch
+ * only; here only a 404 is remembered (the client's main-thread probe for m3web.json), so the same probe
+ * offline gets the same answer instead of a network error.
+ */
 export async function serveModelFile(request: Request): Promise<Response> {
   const cache = await openCache();
   const hit = cache ? await cache.match(request.url) : undefined;
-  return hit ?? fetch(request);
+  if (hit) return hit;
+  const res = await fetch(request);
+  if (cache && res.status === 404 && res.type !== 'opaque') await cache.put(request.url, new Response(null, { status: 404, statusText: 'Not Found', headers: absentHeaders(res.headers) })).catch(() => undefined);
+  return res;
 }
 
 export interface CachedModel {
