@@ -49,7 +49,7 @@ export interface M3ClientOptions {
   onnx?: string | false;
   /** wasm threads for the CPU backend (default: onnxruntime-web's; 1 unless the page is cross-origin isolated). */
   threads?: number;
-  /** Where onnxruntime-web's .wasm files are served (default: /node_modules/onnxruntime-web/dist/). */
+  /** Where onnxruntime-web's .wasm files are served, for the CPU backend and 'ort-wasm' (default: next to its module; a built app may need e.g. `${origin}/ort/`). */
   ortWasmPaths?: string;
   weights?: 'auto' | 'f32' | 'f16';
   onProgress?: (p: ClientProgress) => void;
@@ -249,7 +249,7 @@ export class M3Client extends EventTarget {
         ortUrl
           ? remote.load(this.options.model, { onnx: ortUrl, wasmPaths: this.options.ortWasmPaths } as never, onLoad)
           : remote.load(this.options.model, this.loadOptions(), onLoad),
-        this.sidecar ? Promise.resolve(this.sidecar) : this.fetchSidecar(),
+        this.sidecar ? Promise.resolve(this.sidecar) : ortUrl ? Promise.resolve(null) : this.fetchSidecar(remote),
       ]);
       const stats = await remote.modelStats();
       if (gen !== this.gen) return;
@@ -309,8 +309,8 @@ export class M3Client extends EventTarget {
   }
 
   private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
-    const { backend = 'auto', weights, threads } = this.options;
-    return { backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(maxLayers ? { maxLayers } : {}) };
+    const { backend = 'auto', weights, threads, ortWasmPaths } = this.options;
+    return { backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}), ...(maxLayers ? { maxLayers } : {}) };
   }
 
   /**
@@ -383,11 +383,10 @@ export class M3Client extends EventTarget {
     return this.info?.backend === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {};
   }
 
-  private async fetchSidecar(): Promise<Sidecar | null> {
+  /** The model's m3web.json quality table, read by the worker's loader (same source, same offline cache). */
+  private async fetchSidecar(remote: Comlink.Remote<EmbedService>): Promise<Sidecar | null> {
     try {
-      const r = await fetch(new URL('m3web.json', this.modelBase()));
-      if (!r.ok || !/json/.test(r.headers.get('content-type') ?? '')) return null;
-      return (await r.json()) as Sidecar;
+      return ((await remote.readSidecar(this.options.model)) as Sidecar | null) ?? null;
     } catch {
       return null;
     }

@@ -57,6 +57,8 @@ export interface LoadOptions extends EngineOptions {
   backend?: 'auto' | Backend;
   /** wasm threads for the CPU backend (default: onnxruntime-web's, 1 without cross-origin isolation). */
   threads?: number;
+  /** Where onnxruntime-web's .wasm files are served, for the CPU backend (default: next to its module). */
+  wasmPaths?: string;
   /** Cancels the download and the upload; the model that was serving keeps serving. */
   signal?: AbortSignal;
   /** A download that delivers no byte for this long fails with StallTimeoutError (default: the loader's). */
@@ -149,7 +151,7 @@ export class EmbedService {
 
   async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
-    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, ...engineOpts } = opts;
+    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, ...engineOpts } = opts;
     if (!LOAD_BACKENDS.includes(backend)) throw new InvalidInputError('unknown backend', { expected: LOAD_BACKENDS.map((b) => `"${b}"`).join(', '), received: backend });
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: onProgress });
     if (signal?.aborted) throw abortError(signal);
@@ -175,7 +177,7 @@ export class EmbedService {
       // The CPU backend: asked for, or no WebGPU, or WebGPU on a software adapter (where the CPU backend may be faster).
       const gpuBuilt = built[0] instanceof Engine && built[0].encoder instanceof GpuEncoder ? built[0].encoder : null;
       if (backend === 'cpu' || (backend === 'auto' && (!gpuBuilt || gpuBuilt.rt.fallbackAdapter))) {
-        built.push(await createCpuEngine(loaded, { maxLayers: engineOpts.maxLayers, threads }));
+        built.push(await createCpuEngine(loaded, { maxLayers: engineOpts.maxLayers, threads, wasmPaths }));
         if (backend === 'cpu') why = 'asked for the CPU backend';
       }
       if (backend === 'cpu-ref') {
@@ -253,6 +255,11 @@ export class EmbedService {
     const c = s.model.config;
     const colbertWidth = s.backend instanceof Engine ? s.backend.encoder.colbertWidth : s.info.hasBgeM3Heads ? c.hidden_size : null;
     return { vocab: c.vocab_size, intermediate: c.intermediate_size, typeVocab: c.type_vocab_size, maxPositions: c.max_position_embeddings, colbertWidth };
+  }
+
+  /** The model's m3web.json (measured quality per exit and prefix), or null when it has none. */
+  async readSidecar(model: string): Promise<unknown> {
+    return fetchModelFile(resolveModelSource(model), 'm3web.json', { kind: 'json', optional: true });
   }
 
   /**
