@@ -118,6 +118,10 @@ describe('loading from the hub mimic', () => {
     const e = await rejection(loadModel(`${hub.endpoint}/stall/models/xlmr-tiny/`, { stallTimeoutMs: 400 }));
     expect(e).toBeInstanceOf(StallTimeoutError);
     expect(Date.now() - t0).toBeLessThan(20_000);
+    // Time the consumer spends on a tensor (a GPU upload) is not a stalled server.
+    let slow = 0;
+    const ok = await loadModel(`${hub.endpoint}/models/xlmr-tiny/`, { stallTimeoutMs: 400, onTensor: () => (slow++ < 2 ? new Promise((r) => setTimeout(r, 600)) : undefined) });
+    expect(ok.config.family).toBe('xlm-roberta');
   });
 
   it('a NaN weight is a NonFiniteWeightError naming it (checkFinite: false skips the check)', async () => {
