@@ -81,6 +81,8 @@ export interface ClientEmbedOptions {
   sparseTokens?: boolean;
   /** BGE-M3's MCLS for long documents: a CLS every this many tokens, dense = mean of their states. */
   mcls?: number;
+  /** The model's prompt by name ('query', 'passage', from config_sentence_transformers.json) or a literal prefix; '' for none. */
+  prompt?: string;
   signal?: AbortSignal;
   /** Slices of this call done so far. */
   onProgress?: (p: { done: number; total: number }) => void;
@@ -100,7 +102,7 @@ export interface ClientStats {
   backendTrials?: { backend: string; plan: Pick<Plan, 'layers' | 'dims' | 'latencyMs' | 'quality'> | null }[];
 }
 
-const EMBED_KEYS = new Set(['layers', 'dims', 'pooling', 'normalize', 'outputs', 'colbertDims', 'sparseTokens', 'mcls', 'signal', 'onProgress']);
+const EMBED_KEYS = new Set(['layers', 'dims', 'pooling', 'normalize', 'outputs', 'colbertDims', 'sparseTokens', 'mcls', 'prompt', 'signal', 'onProgress']);
 
 const DEFAULT_HEARTBEAT = { intervalMs: 1000, timeoutMs: 30_000 };
 
@@ -509,6 +511,10 @@ export class M3Client extends EventTarget {
     if (opts.colbertDims !== undefined) o.colbertDims = opts.colbertDims;
     if (opts.sparseTokens !== undefined) o.sparseTokens = opts.sparseTokens;
     if (opts.mcls !== undefined) o.mcls = opts.mcls;
+    if (opts.prompt !== undefined) {
+      if (typeof opts.prompt !== 'string') throw new InvalidInputError('option "prompt" must be a string', { expected: "a prompt name such as 'query', or literal text", received: opts.prompt });
+      o.prompt = opts.prompt;
+    }
     return o;
   }
 
