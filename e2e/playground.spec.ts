@@ -53,7 +53,7 @@ test('playground: model, sliders, compare, search, axe, then offline', async ({ 
     if (/Failed to load resource: the server responded with a status of 404/.test(m.text())) return;
     // Offline, the dev server's HMR client cannot reach its websocket (vite's, not the app's; the build has no HMR).
     if (test.info().project.name !== 'preview' && /\[vite\]|WebSocket connection to 'ws:/.test(m.text())) return;
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()} ${m.location().url}`);
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
 
