@@ -31,7 +31,7 @@ const TEXTS = ['The quick brown fox.', 'Быстрая коричневая ли
 async function clientFor(model: string, extra: object = {}) {
   const services: EmbedService[] = [];
   const m3 = await M3Client.create({
-    model: server.folderUrl(model),
+    model: model.includes('/') ? model : server.folderUrl(model),
     cache: memoryCache(),
     calibration: 'skip',
     backend: 'webgpu',
@@ -121,6 +121,24 @@ describe('M3Client picks the faster backend on a software WebGPU adapter', () =>
     // It embeds on the kept backend at an early exit, as the other would.
     const r = await m3.embed(TEXTS, { layers: 1 });
     expect(r.backend).toBe(best.backend);
+    m3.dispose();
+  });
+});
+
+describe('M3Client loads a hub id from an HF_ENDPOINT-style mirror', () => {
+  it('a bge-m3-shaped repo laid out as the real one (pytorch_model.bin, .pt heads, onnx/) returns all three outputs', async () => {
+    const { m3 } = await clientFor('BAAI/xlmr-tiny-bin', { hubEndpoint: server.endpoint, revision: 'main' });
+    expect(m3.info.source).toContain('BAAI/xlmr-tiny-bin');
+    expect(m3.info.hasBgeM3Heads).toBe(true);
+    const r = await m3.embed(TEXTS.slice(0, 3), { outputs: ['dense', 'sparse', 'colbert'] });
+    const direct = new EmbedService({ gpu: gpu.gpu });
+    await direct.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
+    const want = await direct.embed(TEXTS.slice(0, 3), { outputs: ['dense', 'sparse', 'colbert'] });
+    // The .bin twin of xlmr-tiny holds the same bits: the same vectors come back.
+    expect(maxAbs(r.embeddings, want.embeddings)).toBeLessThanOrEqual(1e-6);
+    r.sparse!.forEach((s, i) => expect([...s.ids]).toEqual([...want.sparse![i].ids]));
+    r.colbert!.forEach((c, i) => expect(maxAbs(c.data, want.colbert![i].data)).toBeLessThanOrEqual(1e-6));
+    expect(server.requests.some((p) => p.startsWith('/BAAI/xlmr-tiny-bin/resolve/main/pytorch_model.bin'))).toBe(true);
     m3.dispose();
   });
 });

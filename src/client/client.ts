@@ -15,7 +15,7 @@
  * re-running a chunk after a crash is safe.
  */
 import * as Comlink from 'comlink';
-import type { EmbedResult, EmbedService, GpuProbe, ModelInfo } from '../engine/service.ts';
+import type { EmbedResult, EmbedService, GpuProbe, ModelInfo, SourceOptions } from '../engine/service.ts';
 import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
 import type { LoadProgress } from '../model/load.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
@@ -52,6 +52,13 @@ export interface M3ClientOptions {
   /** Where onnxruntime-web's .wasm files are served, for the CPU backend and 'ort-wasm' (default: next to its module; a built app may need e.g. `${origin}/ort/`). */
   ortWasmPaths?: string;
   weights?: 'auto' | 'f32' | 'f16';
+  /** For a hub id: an HF_ENDPOINT-style mirror, a branch / tag / commit, a folder in the repo, and an access token (gated repos; never logged). */
+  hubEndpoint?: string;
+  revision?: string;
+  subfolder?: string;
+  token?: string;
+  /** Scan weights for NaN/Inf at load (default true). */
+  checkFinite?: boolean;
   onProgress?: (p: ClientProgress) => void;
   /** Calibration cache (default: IndexedDB). */
   cache?: CalibrationCache;
@@ -311,8 +318,13 @@ export class M3Client extends EventTarget {
   }
 
   private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
-    const { backend = 'auto', weights, threads, ortWasmPaths } = this.options;
-    return { backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}), ...(maxLayers ? { maxLayers } : {}) };
+    const { backend = 'auto', weights, threads, ortWasmPaths, checkFinite } = this.options;
+    return { ...this.sourceOptions(), ...(checkFinite !== undefined ? { checkFinite } : {}), backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}), ...(maxLayers ? { maxLayers } : {}) };
+  }
+
+  private sourceOptions(): SourceOptions {
+    const { hubEndpoint, revision, subfolder, token } = this.options;
+    return Object.fromEntries(Object.entries({ hubEndpoint, revision, subfolder, token }).filter(([, v]) => v !== undefined));
   }
 
   /**
@@ -322,7 +334,7 @@ export class M3Client extends EventTarget {
   private async affordableLayers(remote: Comlink.Remote<EmbedService>): Promise<number | undefined> {
     const mem = this.budget.memoryMB;
     if (mem === undefined) return undefined;
-    const pre = await remote.inspect(this.options.model);
+    const pre = await remote.inspect(this.options.model, this.sourceOptions());
     const shape: ModelShape = { ...pre, dtype: this.options.weights === 'f16' ? 'f16' : 'f32', colbertWidth: null };
     const T = Math.min(this.budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, pre.maxTokens);
     let k = pre.layers;
@@ -388,7 +400,7 @@ export class M3Client extends EventTarget {
   /** The model's m3web.json quality table, read by the worker's loader (same source, same offline cache). */
   private async fetchSidecar(remote: Comlink.Remote<EmbedService>): Promise<Sidecar | null> {
     try {
-      return ((await remote.readSidecar(this.options.model)) as Sidecar | null) ?? null;
+      return ((await remote.readSidecar(this.options.model, this.sourceOptions())) as Sidecar | null) ?? null;
     } catch {
       return null;
     }

@@ -2,9 +2,9 @@ import { describeAdapter, requestAdapter, type AdapterReport } from '../gpu/adap
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
 import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
-import { loadModel, type LoadedModel, type LoadProgress } from '../model/load.ts';
+import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
-import { fetchModelFile, resolveModelSource } from '../model/source.ts';
+import { fetchModelFile } from '../model/source.ts';
 import type { BackendKind } from './backend.ts';
 import { CpuReferenceBackend } from './reference-backend.ts';
 import { createCpuEngine, CpuEncoder } from '../cpu/index.ts';
@@ -48,7 +48,12 @@ export interface EmbedResult extends Omit<EngineEmbedding, 'batches'> {
   ms: number;
 }
 
-export interface LoadOptions extends EngineOptions {
+/** Where a model comes from: the loader's hub options (hub endpoint, revision, subfolder, access token). */
+export type SourceOptions = Pick<ModelLoadOptions, 'hubEndpoint' | 'revision' | 'subfolder' | 'token'>;
+
+export interface LoadOptions extends EngineOptions, SourceOptions {
+  /** Scan weights for NaN/Inf at load (NonFiniteWeightError); default true. */
+  checkFinite?: boolean;
   /**
    * 'auto': WebGPU on a hardware adapter; on a software adapter (SwiftShader, lavapipe) WebGPU and the
    * CPU backend both (the client calibrates each, then selectBackend keeps one); without WebGPU the CPU
@@ -151,7 +156,8 @@ export class EmbedService {
 
   async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
-    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, ...engineOpts } = opts;
+    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, hubEndpoint, revision, subfolder, token, checkFinite, ...engineOpts } = opts;
+    const sourceOpts = { hubEndpoint, revision, subfolder, token, checkFinite };
     if (!LOAD_BACKENDS.includes(backend)) throw new InvalidInputError('unknown backend', { expected: LOAD_BACKENDS.map((b) => `"${b}"`).join(', '), received: backend });
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: onProgress });
     if (signal?.aborted) throw abortError(signal);
@@ -162,7 +168,7 @@ export class EmbedService {
     signal?.addEventListener('abort', onAbort, { once: true });
     const built: ServedBackend[] = [];
     try {
-      const loaded = await loadModel(model, { onProgress, signal: ctl.signal, ...(stallTimeoutMs !== undefined ? { stallTimeoutMs } : {}) } as Parameters<typeof loadModel>[1]);
+      const loaded = await loadModel(model, { ...sourceOpts, onProgress, signal: ctl.signal, stallTimeoutMs });
       let why = '';
       if (backend === 'webgpu' || backend === 'auto') {
         try {
@@ -258,16 +264,16 @@ export class EmbedService {
   }
 
   /** The model's m3web.json (measured quality per exit and prefix), or null when it has none. */
-  async readSidecar(model: string): Promise<unknown> {
-    return fetchModelFile(resolveModelSource(model), 'm3web.json', { kind: 'json', optional: true });
+  async readSidecar(model: string, source: SourceOptions = {}): Promise<unknown> {
+    return fetchModelFile(sourceOf(model, source), 'm3web.json', { kind: 'json', optional: true, headers: authHeaders(source.token) });
   }
 
   /**
    * The model's sizes from its config.json alone (no weights fetched): the client plans how many blocks
    * a memory budget allows before it loads, so a small device never uploads blocks it cannot afford.
    */
-  async inspect(model: string): Promise<ModelShapeInfo> {
-    const c = parseConfig(await fetchModelFile(resolveModelSource(model), 'config.json', { kind: 'json' }));
+  async inspect(model: string, source: SourceOptions = {}): Promise<ModelShapeInfo> {
+    const c = parseConfig(await fetchModelFile(sourceOf(model, source), 'config.json', { kind: 'json', headers: authHeaders(source.token) }));
     return { family: c.family, layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, intermediate: c.intermediate_size, vocab: c.vocab_size, maxPositions: c.max_position_embeddings, typeVocab: c.type_vocab_size, maxTokens: c.max_tokens, mrlLayers: c.mrl_layers, mrlDims: c.mrl_dims };
   }
 

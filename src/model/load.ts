@@ -72,7 +72,7 @@ const WEIGHT_LAYOUTS = [
 ] as const;
 
 /** Resolves the spec with the hub options (a hub-id string plus hubEndpoint / revision / subfolder). */
-function sourceOf(spec: ModelSourceSpec, opts: LoadOptions): ModelSource {
+export function sourceOf(spec: ModelSourceSpec, opts: LoadOptions): ModelSource {
   const { hubEndpoint, revision, subfolder } = opts;
   if (hubEndpoint === undefined && revision === undefined && subfolder === undefined) return resolveModelSource(spec);
   const base = resolveModelSource(spec);
@@ -84,7 +84,7 @@ function sourceOf(spec: ModelSourceSpec, opts: LoadOptions): ModelSource {
 }
 
 /** Authorization for the model's own origin only (a redirect to a CDN gets none: fetch drops it cross-origin). */
-function authHeaders(token: string | undefined): Record<string, string> | undefined {
+export function authHeaders(token: string | undefined): Record<string, string> | undefined {
   if (token === undefined) return undefined;
   if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) throw new InvalidInputError('option "token" must be a non-empty string', { received: typeof token });
   return { Authorization: `Bearer ${token}` };
