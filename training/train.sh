@@ -11,5 +11,5 @@ command -v "$PY" >/dev/null && "$PY" -c "import torch, sentencepiece" 2>/dev/nul
 [ -s runs/data/pairs.jsonl ] || nice -n 5 "$PY" data.py > runs/data.log 2>&1
 [ -s runs/spm.model ] || nice -n 5 "$PY" tokenizer.py > runs/tokenizer.log 2>&1
 nice -n 5 "$PY" stage1_mlm.py ${STAGE1_ARGS:-} >> runs/stage1.log 2>&1
-nice -n 5 "$PY" stage2_retrieval.py ${STAGE2_ARGS:-} >> runs/stage2.log 2>&1
+nice -n 5 "$PY" stage2_retrieval.py ${STAGE2_ARGS:---fresh} >> runs/stage2.log 2>&1
 "$PY" export.py | tee runs/export.log

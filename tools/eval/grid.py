@@ -224,10 +224,10 @@ def tatoeba_eval(model: Shipped, log) -> dict:
     return {key: {"acc_all": round(float(np.mean(list(v.values()))), 4), "acc_xquad_langs": round(float(np.mean([v[l] for l in v if l in xq])), 4), "n_langs": len(v)} for key, v in per.items()}
 
 
-def xquad_eval(model: Shipped, log) -> dict:
+def xquad_eval(model: Shipped, log, plen: int) -> dict:
     data = ds.xquad()
     langs = sorted(data)
-    enc_p = {l: model.encode(data[l][0], 128) for l in langs}
+    enc_p = {l: model.encode(data[l][0], plen) for l in langs}
     enc_q = {l: model.encode([q for q, _ in data[l][1]], 64) for l in langs}
     per: dict[str, list[float]] = {}
     for lq in langs:
@@ -290,7 +290,7 @@ def main() -> None:
             json.dump(splits, f, ensure_ascii=False)
         return
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    res = {"pooling": model.pooling, "plen": args.plen, "grid": {"layers": model.cfg.mrl_layers, "dims": model.cfg.mrl_dims}}
+    res = {"pooling": model.pooling, "plen": args.plen, "scope": ds.SCOPE, "grid": {"layers": model.cfg.mrl_layers, "dims": model.cfg.mrl_dims}}
     t0 = time.time()
     only = args.only.split(",")
     if "scifact" in only:
@@ -303,7 +303,7 @@ def main() -> None:
         res["tatoeba"] = tatoeba_eval(model, log)
         log(f"tatoeba done at {time.time() - t0:.0f} s")
     if "xquad" in only:
-        res["xquad"] = xquad_eval(model, log)
+        res["xquad"] = xquad_eval(model, log, args.plen)
         log(f"xquad done at {time.time() - t0:.0f} s")
     res["wall_s"] = round(time.time() - t0)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -1,5 +1,5 @@
 /**
- * `npm run eval [-- --json] [--skip-grid]`: evaluates the shipped m3-tiny (public/models/m3-tiny) over its whole trained
+ * `npm run eval [-- --json] [--skip-grid] [--quick]`: evaluates the shipped m3-tiny (public/models/m3-tiny) over its whole trained
  * grid and writes, into that folder, m3web.json (the quality table the planner reads: src/client/planner.ts Sidecar),
  * eval.json (every number) and quality.png (the plot).
  *
@@ -12,20 +12,29 @@
  *    `npx vitest run tests/m3-tiny.test.ts`. Here grid.py --golden refreshes that file.
  * Needs ../shared/data; without it, stops with one line saying so.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { REPO_ROOT, SHARED_DATA, sharedDataAvailable } from '../fixtures/paths.ts';
 import { bm25Baseline, type Splits } from './bm25.ts';
 
 const MODEL = resolve(REPO_ROOT, 'public/models/m3-tiny');
-const WORK = resolve(REPO_ROOT, 'training/runs/eval');
+const QUICK = process.argv.includes('--quick');
+if (QUICK) process.env.M3_EVAL_SCOPE = 'quick'; // read by tools/eval/datasets.py in every child
+const WORK = resolve(REPO_ROOT, 'training/runs/eval', QUICK ? 'quick' : 'full');
 const PY = '/usr/bin/python3';
 const args = process.argv.slice(2);
 const log = (s: string) => process.stderr.write(s + '\n');
 
 function py(script: string, ...a: string[]): void {
   execFileSync(PY, [resolve(REPO_ROOT, 'tools/eval', script), ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function pyAsync(script: string, ...a: string[]): Promise<void> {
+  return new Promise((ok, fail) => {
+    const p = spawn(PY, [resolve(REPO_ROOT, 'tools/eval', script), ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+    p.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`${script} ${a.join(' ')} exited with ${code}`))));
+  });
 }
 
 interface Grid {
@@ -38,7 +47,7 @@ interface Grid {
   [k: string]: unknown;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   if (!sharedDataAvailable()) {
     log(`eval: skipped — ${SHARED_DATA} (../shared/data) is absent; the evaluation sets live there`);
     return;
@@ -47,14 +56,26 @@ function main(): void {
   mkdirSync(WORK, { recursive: true });
   const gridPath = resolve(WORK, 'grid.json');
   if (!args.includes('--skip-grid') || !existsSync(gridPath)) {
-    log('eval: grid.py over the whole grid (PyTorch, CPU) …');
-    py('grid.py', '--out', gridPath);
+    // Two processes (SciFact alone is half the tokens): the machine has 2 cores, grid.py uses one thread each.
+    log('eval: grid.py over the whole grid (PyTorch, CPU, 2 processes) …');
+    const parts = [['scifact', 'xquad'], ['msmarco', 'tatoeba']];
+    const outs = parts.map((_, i) => resolve(WORK, `grid.part${i}.json`));
+    await Promise.all(parts.map((only, i) => pyAsync('grid.py', '--only', only.join(','), '--out', outs[i], ...(QUICK ? ['--plen', '96'] : []))));
+    const merged = Object.assign({}, ...outs.map((o) => JSON.parse(readFileSync(o, 'utf8'))));
+    writeFileSync(gridPath, JSON.stringify(merged, null, 1) + '\n');
   }
   py('grid.py', '--golden', resolve(REPO_ROOT, 'tools/eval/golden-m3-tiny.json'));
   const splitsPath = resolve(WORK, 'splits.json');
   if (!existsSync(splitsPath)) py('grid.py', '--splits', splitsPath);
-  log('eval: BM25 baseline (minisearch) …');
-  const bm25 = bm25Baseline(JSON.parse(readFileSync(splitsPath, 'utf8')) as Splits);
+  // BM25 depends only on the splits: cached beside them, recomputed when splits.json is newer.
+  const bm25Path = resolve(WORK, 'bm25.json');
+  let bm25: ReturnType<typeof bm25Baseline>;
+  if (existsSync(bm25Path) && statSync(bm25Path).mtimeMs > statSync(splitsPath).mtimeMs) bm25 = JSON.parse(readFileSync(bm25Path, 'utf8'));
+  else {
+    log('eval: BM25 baseline (minisearch) …');
+    bm25 = bm25Baseline(JSON.parse(readFileSync(splitsPath, 'utf8')) as Splits);
+    writeFileSync(bm25Path, JSON.stringify(bm25, null, 1) + '\n');
+  }
   const grid = JSON.parse(readFileSync(gridPath, 'utf8')) as Grid;
   const { layers, dims } = grid.grid;
   const at = (k: number, d: number) => ({
@@ -77,12 +98,13 @@ function main(): void {
     tatoeba: { sparse: grid.tatoeba[`${k}/sparse`], colbert: grid.tatoeba[`${k}/colbert`], hybrid: grid.tatoeba[`${k}/hybrid/${Math.max(...dims)}`] },
     xquad: { sparse: grid.xquad[`${k}/sparse`]['recall@1_cross'], colbert: grid.xquad[`${k}/colbert`]['recall@1_cross'], hybrid: grid.xquad[`${k}/hybrid/${Math.max(...dims)}`]['recall@1_cross'] },
   }));
-  const evalJson = { model: grid, bm25, table, perExit };
+  const evalJson = { scope: QUICK ? 'quick' : 'full', model: grid, bm25, table, perExit };
   writeFileSync(resolve(MODEL, 'eval.json'), JSON.stringify(evalJson, null, 1) + '\n');
   // The planner's sidecar: dense SciFact nDCG@10 per trained (layers, dims); it normalises by the best score.
   const sidecar = {
     quality: { metric: 'scifact-test ndcg@10 (dense)', table: table.map((r) => ({ layers: r.layers, dims: r.dims, score: r.scifact_dense['ndcg@10'] })) },
     baseline: { bm25: { scifact_ndcg10: bm25.scifact['ndcg@10'], library: 'minisearch', k1: bm25.params.k, b: bm25.params.b, d: bm25.params.d } },
+    scope: QUICK ? 'quick (subsets: see README.md)' : 'full',
     source: 'npm run eval (tools/eval/run.ts); every number is in eval.json',
   };
   writeFileSync(resolve(MODEL, 'm3web.json'), JSON.stringify(sidecar, null, 1) + '\n');
@@ -97,4 +119,4 @@ function main(): void {
   }
 }
 
-main();
+await main();
