@@ -112,6 +112,27 @@ describe('CPU backend behaviour', () => {
     engine.destroy();
   });
 
+  it('caps sequence length by attention memory: a text at the cap matches the reference, a longer one is refused', { timeout: 300_000 }, async () => {
+    const model = await load('xlmr-long');
+    const engine = await createCpuEngine(model);
+    // onnxruntime's Attention holds (heads, T, T) f32 scores: 256 MiB allow √(2²⁶ / 2) tokens with 2 heads.
+    const cap = Math.floor(Math.sqrt(2 ** 26 / 2));
+    expect(engine.maxBatchTokens).toBe(cap);
+    const words = (n: number) => Array.from({ length: n }, (_, i) => ['alpha', 'beta', 'gamma', 'delta'][i % 4]).join(' ');
+    const tokens = (t: string) => model.tokenizer.encode([t], model.config.max_tokens).ids[0].length;
+    let n = 1;
+    while (tokens(words(n * 2)) <= cap) n *= 2;
+    for (let step = n >> 1; step >= 1; step >>= 1) if (tokens(words(n + step)) <= cap) n += step;
+    const text = words(n);
+    expect(tokens(text)).toBeGreaterThan(cap - 8);
+    const got = (await engine.embed([text])).embeddings;
+    const want = new ReferenceEncoder(model).embed([text]).embeddings;
+    expect(minRowCosine(got, want, 1, model.config.hidden_size)).toBeGreaterThanOrEqual(0.99999);
+    expect(maxAbs(got, want)).toBeLessThanOrEqual(1e-4);
+    await expect(engine.embed([words(9000)])).rejects.toBeInstanceOf(InvalidInputError);
+    engine.destroy();
+  });
+
   it('reports its backend and threads; rejects bad thread counts and calls after destroy', async () => {
     const engine = await createCpuEngine(await load('bert-tiny'));
     expect(engine.kind).toBe('cpu');

@@ -25,13 +25,19 @@ export interface CpuEncoderOptions {
   wasmPaths?: string;
 }
 
-/** Padded tokens per batch: small, length-sorted batches waste little on padding and lose little matmul speed on a CPU. */
-export const CPU_BATCH_TOKENS = 2048;
+/**
+ * onnxruntime's CPU Attention materialises softmax scores (B, heads, T, T) in f32, and its 32-bit size
+ * arithmetic in wasm overflows at T = 8192 even with 2 heads (SafeInt "Integer overflow", measured on
+ * xlmr-long). Padded tokens per batch (and so the longest sequence) are capped so that one sequence's
+ * scores take at most 256 MiB: T ≤ √(2²⁶ / heads), e.g. 2048 for bge-m3's 16 heads. Longer texts are
+ * refused with InvalidInputError by the Engine before any work. Length groups (groups.ts) keep batches far below.
+ */
+export const ATTENTION_SCORE_BYTES = 2 ** 28;
 
 export class CpuEncoder implements BatchEncoder {
   readonly backend = 'cpu' as const;
   readonly dtype = 'f32';
-  readonly batchTokenCap = CPU_BATCH_TOKENS;
+  readonly batchTokenCap: number;
   private sessions: ort.InferenceSession[] = [];
   private colbert: ort.InferenceSession | null = null;
   private sparse: { w: Float32Array; b: number } | null = null;
@@ -45,7 +51,9 @@ export class CpuEncoder implements BatchEncoder {
     readonly cfg: EncoderConfig,
     readonly maxLayers: number,
     readonly threadChoice: ThreadChoice,
-  ) {}
+  ) {
+    this.batchTokenCap = Math.floor(Math.sqrt(ATTENTION_SCORE_BYTES / 4 / cfg.num_attention_heads));
+  }
 
   /** Why `threads` is what it is (isolation, default or asked). */
   get threadReason(): string {

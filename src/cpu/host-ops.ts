@@ -75,25 +75,41 @@ export function embed(cfg: EncoderConfig, e: EmbeddingTables, batch: EncoderBatc
   return x;
 }
 
-/** (B, T, H) → (B, H): CLS = token 0; mean = mean over the row's real tokens; MCLS = mean over positions holding `clsId`. */
+/**
+ * (B, T, H) → (B, H), right padding (row b's real tokens are t < lengths[b]). The sentence-transformers modes
+ * (sentence_transformers/models/Pooling.py): CLS = token 0; mean = Σx / max(n, 1); mean_sqrt_len_tokens =
+ * Σx / sqrt(max(n, 1)); weightedmean = Σ(t + 1)·x / max(Σ(t + 1), 1); max = max over real tokens with padding
+ * counted as -1e9; lasttoken = token n − 1 (zeros when n = 0). MCLS = mean over positions holding `clsId`.
+ */
 export function pool(h: Float32Array, batch: EncoderBatch, lengths: readonly number[], H: number, mode: Pooling | 'mcls', clsId: number): Float32Array {
   const { B, T, inputIds } = batch;
   const out = new Float32Array(B * H);
   const acc = new Float64Array(H);
   for (let b = 0; b < B; b++) {
-    if (mode === 'cls') {
-      out.set(h.subarray(b * T * H, b * T * H + H), b * H);
+    const len = Math.min(lengths[b], T);
+    if (mode === 'cls' || mode === 'lasttoken') {
+      const t = mode === 'cls' ? 0 : len - 1;
+      if (t >= 0) out.set(h.subarray((b * T + t) * H, (b * T + t + 1) * H), b * H);
+      continue;
+    }
+    if (mode === 'max') {
+      // Pooling.py sets padded positions to -1e9 before torch.max over all T positions.
+      acc.fill(len < T ? -1e9 : -Infinity);
+      for (let t = 0; t < len; t++) for (let c = 0, o = (b * T + t) * H; c < H; c++) if (h[o + c] > acc[c]) acc[c] = h[o + c];
+      for (let c = 0; c < H; c++) out[b * H + c] = acc[c];
       continue;
     }
     acc.fill(0);
     let n = 0;
-    for (let t = 0; t < lengths[b]; t++) {
+    for (let t = 0; t < len; t++) {
       if (mode === 'mcls' && inputIds[b * T + t] !== clsId) continue;
-      n++;
+      const w = mode === 'weightedmean' ? t + 1 : 1;
+      n += w;
       const o = (b * T + t) * H;
-      for (let c = 0; c < H; c++) acc[c] += h[o + c];
+      for (let c = 0; c < H; c++) acc[c] += w * h[o + c];
     }
-    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / Math.max(n, 1);
+    const den = mode === 'mean_sqrt_len_tokens' ? Math.sqrt(Math.max(n, 1)) : Math.max(n, 1);
+    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / den;
   }
   return out;
 }

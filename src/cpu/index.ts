@@ -10,22 +10,23 @@
 import { Engine } from '../engine/engine.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { LoadedModel } from '../model/load.ts';
-import { CPU_BATCH_TOKENS, CpuEncoder, type CpuEncoderOptions } from './encoder.ts';
+import { CpuEncoder, type CpuEncoderOptions } from './encoder.ts';
 
-export { CpuEncoder, CPU_BATCH_TOKENS, type CpuEncoderOptions } from './encoder.ts';
+export { ATTENTION_SCORE_BYTES, CpuEncoder, type CpuEncoderOptions } from './encoder.ts';
 export { canUseThreads, chooseThreads, type ThreadChoice } from './ort.ts';
 
 export interface CpuEngineOptions extends CpuEncoderOptions {
-  /** Cap on padded tokens per batch (default and maximum: CPU_BATCH_TOKENS). */
+  /** Cap on padded tokens per batch and so on sequence length (default and maximum: the encoder's batchTokenCap). */
   maxBatchTokens?: number;
 }
 
 export async function createCpuEngine(model: LoadedModel, opts: CpuEngineOptions = {}): Promise<Engine<CpuEncoder>> {
   const L = model.config.num_hidden_layers;
-  const { maxBatchTokens = CPU_BATCH_TOKENS, ...encoderOpts } = opts;
+  const { maxBatchTokens, ...encoderOpts } = opts;
   if (opts.maxLayers !== undefined && (!Number.isInteger(opts.maxLayers) || opts.maxLayers < 1 || opts.maxLayers > L)) {
     throw new InvalidInputError('maxLayers is out of range', { expected: `an integer in 1..${L}`, received: opts.maxLayers });
   }
-  if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1) throw new InvalidInputError('maxBatchTokens must be a positive integer', { expected: 'integer >= 1', received: maxBatchTokens });
-  return new Engine(model, await CpuEncoder.create(model, encoderOpts), maxBatchTokens);
+  if (maxBatchTokens !== undefined && (!Number.isInteger(maxBatchTokens) || maxBatchTokens < 1)) throw new InvalidInputError('maxBatchTokens must be a positive integer', { expected: 'integer >= 1', received: maxBatchTokens });
+  const encoder = await CpuEncoder.create(model, encoderOpts);
+  return new Engine(model, encoder, maxBatchTokens ?? encoder.batchTokenCap);
 }
