@@ -33,8 +33,9 @@ async function call<A, R>(page: Page, fn: (a: A) => Promise<R>, arg: A): Promise
     try {
       return (await page.evaluate(fn as never, arg)) as R; // (Playwright's Unboxed<A> does not unify with a generic A)
     } catch (e) {
-      if (attempt >= 2 || !/Execution context was destroyed/.test(String(e))) throw e;
-      await open(page);
+      if (attempt >= 3 || !/Execution context was destroyed/.test(String(e))) throw e;
+      // vite is reloading the page itself: wait for it to come back rather than navigating over the reload.
+      await page.waitForFunction(() => window.__pipeline !== undefined, null, { timeout: 180_000 });
     }
   }
 }
