@@ -49,7 +49,7 @@ describe('one validation for every backend', () => {
     const bad: [unknown, unknown, RegExp][] = [
       [['a'], { outputs: ['sparse'], foo: 1 }, /InvalidInputError: unknown option "foo"/],
       [['a'], { outputs: ['sparse'], dims: 0 }, /InvalidInputError: option "dims" is out of range/],
-      [['a'], { outputs: ['sparse'], pooling: 'max' }, /InvalidInputError: option "pooling" is not supported/],
+      [['a'], { outputs: ['sparse'], pooling: 'median' }, /InvalidInputError: option "pooling" is not supported/],
       [['a'], { outputs: ['dense', 'colbert'], mcls: 64 }, /InvalidInputError: option "mcls" cannot be combined with ColBERT/],
       [['a'], { mcls: 1e9 }, /InvalidInputError: option "mcls" must be the CLS interval in tokens; expected an integer in 1\.\.512/],
       [['a'], { colbertDims: 8 }, /InvalidInputError: option "colbertDims" needs ColBERT output/],

@@ -10,7 +10,7 @@ import { mclsPoolProgram } from '../gpu/kernels/mcls_pool.ts';
 import { rmsnormProgram } from '../gpu/kernels/rmsnorm.ts';
 import { swigluProgram } from '../gpu/kernels/swiglu.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
-import type { EncoderConfig } from '../model/config.ts';
+import { POOLING_MODES, type EncoderConfig } from '../model/config.ts';
 import type { LoadedModel } from '../model/load.ts';
 import type { RawTensor } from '../model/tensor.ts';
 import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
@@ -209,8 +209,7 @@ export class GpuEncoder implements BatchEncoder {
       this.mm(1, b.ffnIn, m3 ? 'none' : act, false),
       this.mm(1, b.ffnOut, 'none', true),
       ...(m3 ? [swigluProgram({ M: 1, I: this.cfg.intermediate_size })] : []),
-      poolingProgram({ B: 1, T: 1, H }, { mode: 'cls' }),
-      poolingProgram({ B: 1, T: 1, H }, { mode: 'mean' }),
+      ...POOLING_MODES.map((mode) => poolingProgram({ B: 1, T: 1, H }, { mode })),
       mclsPoolProgram({ B: 1, T: 1, H, clsId: 0 }),
       l2normProgram({ rows: 1, cols: H, d: H }, { normalize: true }),
       l2normProgram({ rows: 1, cols: H, d: H }, { normalize: false }),

@@ -45,7 +45,7 @@ beforeAll(async () => {
   folder('prompts', null, { 'config_sentence_transformers.json': { prompts: { query: 'query: ', passage: 'passage: ' }, default_prompt_name: null } });
   folder('default-prompt', null, { 'config_sentence_transformers.json': { prompts: { query: 'query: ', document: '' }, default_prompt_name: 'query' } });
   folder('word-weights', [ST('Transformer', '', 0), ST('WordWeights', '1_WordWeights', 1)]);
-  folder('max-pool', null, { '1_Pooling/config.json': { word_embedding_dimension: 52, pooling_mode_max_tokens: true } });
+  folder('max-pool', null, { '1_Pooling/config.json': { word_embedding_dimension: 52, pooling_mode_mean_tokens: true, pooling_mode_max_tokens: true } });
   server = await startModelServer(tmp);
   rt = new GpuRuntime((await createNodeGpu()).device);
 });

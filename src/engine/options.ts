@@ -1,5 +1,5 @@
 import { AbortError, InvalidInputError } from '../errors.ts';
-import type { EncoderConfig, Pooling, PoolingConfig } from '../model/config.ts';
+import { POOLING_MODES, type EncoderConfig, type Pooling, type PoolingConfig } from '../model/config.ts';
 import { validateMcls } from './mcls.ts';
 import { resolveOutputs, type OutputOptions, type ResolvedOutputs } from './outputs.ts';
 
@@ -51,8 +51,8 @@ export function resolveEmbedOptions(cfg: EncoderConfig, pooling: PoolingConfig, 
   }
   const layers = o.layers === undefined ? cfg.num_hidden_layers : intInRange('layers', o.layers, 1, cfg.num_hidden_layers);
   const dims = o.dims === undefined ? cfg.hidden_size : intInRange('dims', o.dims, 1, cfg.hidden_size);
-  if (o.pooling !== undefined && o.pooling !== 'cls' && o.pooling !== 'mean') {
-    throw new InvalidInputError('option "pooling" is not supported', { expected: '"cls" or "mean"', received: o.pooling });
+  if (o.pooling !== undefined && !(POOLING_MODES as readonly unknown[]).includes(o.pooling)) {
+    throw new InvalidInputError('option "pooling" is not supported', { expected: `one of ${POOLING_MODES.map((m) => `"${m}"`).join(', ')}`, received: o.pooling });
   }
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     throw new InvalidInputError('option "normalize" must be a boolean', { expected: 'true or false', received: o.normalize });

@@ -35,7 +35,13 @@ export function combineTokenWeights(raw: ArrayLike<number>, ids: ArrayLike<numbe
   return { ids: Uint32Array.from(sorted), weights: Float32Array.from(sorted, (id) => best.get(id)!) };
 }
 
-/** sentence-transformers Pooling over (B, T, H) hidden states → (B, H): CLS = first token; mean = masked mean. */
+/**
+ * sentence-transformers Pooling.forward (sentence_transformers/models/Pooling.py) over (B, T, H) hidden states
+ * and a (B, T) mask → (B, H): cls = token 0; mean / mean_sqrt_len_tokens / weightedmean = Σ w·x over masked
+ * tokens (w = t + 1 for weightedmean, else 1) divided by clamp(Σ w, 1e-9) (its sqrt for mean_sqrt_len_tokens);
+ * max = max over all T with padded positions set to -1e9; lasttoken = token (first 0 in the mask, or T) − 1,
+ * clamped at 0, times its mask value.
+ */
 export function pool(hidden: Float32Array, mask: Uint8Array, B: number, T: number, H: number, mode: Pooling): Float32Array {
   const out = new Float32Array(B * H);
   const acc = new Float64Array(H);
@@ -44,15 +50,29 @@ export function pool(hidden: Float32Array, mask: Uint8Array, B: number, T: numbe
       out.set(hidden.subarray(b * T * H, b * T * H + H), b * H);
       continue;
     }
-    acc.fill(0);
-    let count = 0;
-    for (let t = 0; t < T; t++) {
-      if (!mask[b * T + t]) continue;
-      count++;
-      for (let c = 0, o = (b * T + t) * H; c < H; c++) acc[c] += hidden[o + c];
+    if (mode === 'lasttoken') {
+      let i = 0;
+      while (i < T && mask[b * T + i]) i++;
+      i = Math.max(i - 1, 0);
+      if (mask[b * T + i]) out.set(hidden.subarray((b * T + i) * H, (b * T + i + 1) * H), b * H);
+      continue;
     }
-    // sentence-transformers clamps the token count at 1e-9: an all-padding row stays zero.
-    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / Math.max(count, 1e-9);
+    acc.fill(mode === 'max' ? -Infinity : 0);
+    let den = 0;
+    for (let t = 0; t < T; t++) {
+      const o = (b * T + t) * H;
+      if (mode === 'max') {
+        for (let c = 0; c < H; c++) acc[c] = Math.max(acc[c], mask[b * T + t] ? hidden[o + c] : -1e9);
+        continue;
+      }
+      if (!mask[b * T + t]) continue;
+      const w = mode === 'weightedmean' ? t + 1 : 1;
+      den += w;
+      for (let c = 0; c < H; c++) acc[c] += w * hidden[o + c];
+    }
+    // sentence-transformers clamps the denominator at 1e-9: an all-padding row stays zero.
+    const d = mode === 'max' ? 1 : mode === 'mean_sqrt_len_tokens' ? Math.sqrt(Math.max(den, 1e-9)) : Math.max(den, 1e-9);
+    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / d;
   }
   return out;
 }

@@ -152,8 +152,22 @@ export function parseConfig(json: unknown): EncoderConfig {
   };
 }
 
-/** sentence-transformers pooling (1_Pooling/config.json) reduced to what we run. */
-export type Pooling = 'cls' | 'mean';
+/**
+ * sentence-transformers pooling modes (models/Pooling.py `pooling_mode` strings), one per model: m3web runs
+ * exactly one mode (Pooling.py can concatenate several; that is an UnsupportedModelError).
+ */
+export const POOLING_MODES = ['cls', 'mean', 'max', 'lasttoken', 'weightedmean', 'mean_sqrt_len_tokens'] as const;
+export type Pooling = (typeof POOLING_MODES)[number];
+
+// 1_Pooling/config.json boolean keys (verbatim) → mode.
+const POOLING_KEYS: Record<string, Pooling> = {
+  pooling_mode_cls_token: 'cls',
+  pooling_mode_mean_tokens: 'mean',
+  pooling_mode_max_tokens: 'max',
+  pooling_mode_lasttoken: 'lasttoken',
+  pooling_mode_weightedmean_tokens: 'weightedmean',
+  pooling_mode_mean_sqrt_len_tokens: 'mean_sqrt_len_tokens',
+};
 
 export interface PoolingConfig {
   pooling: Pooling;
@@ -183,11 +197,11 @@ export function parsePooling(modules: unknown, pooling: unknown, opts: { bgeM3He
     const p = pooling as Record<string, unknown>;
     const modeKey = p.pooling_mode;
     const enabled = Object.entries(p).filter(([k, v]) => k.startsWith('pooling_mode_') && v === true).map(([k]) => k);
-    if (modeKey === 'cls' || (enabled.length === 1 && enabled[0] === 'pooling_mode_cls_token')) mode = 'cls';
-    else if (modeKey === 'mean' || (enabled.length === 1 && enabled[0] === 'pooling_mode_mean_tokens')) mode = 'mean';
+    if (typeof modeKey === 'string' && (POOLING_MODES as readonly string[]).includes(modeKey)) mode = modeKey as Pooling;
+    else if (enabled.length === 1 && Object.hasOwn(POOLING_KEYS, enabled[0])) mode = POOLING_KEYS[enabled[0]];
     else {
       throw new UnsupportedModelError('unsupported pooling in 1_Pooling/config.json', {
-        expected: 'exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens',
+        expected: `exactly one of ${Object.keys(POOLING_KEYS).join(', ')} (or pooling_mode: ${POOLING_MODES.join(' | ')})`,
         received: enabled.join(', ') || String(modeKey),
       });
     }

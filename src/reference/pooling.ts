@@ -2,7 +2,17 @@ import type { Pooling } from '../model/config.ts';
 import type { DenseModule } from '../model/modules.ts';
 import { l2Normalize, layerNorm } from './ops.ts';
 
-/** Pools (B, T, H) hidden states to (B, H): CLS = first token; mean = masked mean (sentence-transformers Pooling). */
+/**
+ * sentence-transformers Pooling.forward (sentence_transformers/models/Pooling.py), one mode, in f64:
+ *   cls:          token 0
+ *   mean:         Σ mask·x / clamp(Σ mask, 1e-9)
+ *   mean_sqrt_len_tokens: Σ mask·x / sqrt(clamp(Σ mask, 1e-9))
+ *   weightedmean: weights w_t = t + 1 (torch.arange(1, T + 1)) times the mask; Σ w·x / clamp(Σ w, 1e-9)
+ *   max:          padded positions set to -1e9, then the max over all T positions
+ *   lasttoken:    i = (index of the first 0 in the mask, or T when there is none) − 1, clamped at 0; x[i] · mask[i]
+ *                 (an all-padding row gives zeros)
+ * hidden: (B, T, H), mask: (B, T) → (B, H).
+ */
 export function pool(hidden: Float32Array, mask: Uint8Array, B: number, T: number, H: number, mode: Pooling): Float32Array {
   const out = new Float32Array(B * H);
   for (let b = 0; b < B; b++) {
@@ -10,16 +20,33 @@ export function pool(hidden: Float32Array, mask: Uint8Array, B: number, T: numbe
       out.set(hidden.subarray(b * T * H, b * T * H + H), b * H);
       continue;
     }
-    let count = 0;
+    if (mode === 'lasttoken') {
+      let first0 = T;
+      for (let t = 0; t < T; t++) if (!mask[b * T + t]) { first0 = t; break; }
+      const i = Math.max(first0 - 1, 0);
+      if (mask[b * T + i]) out.set(hidden.subarray((b * T + i) * H, (b * T + i + 1) * H), b * H);
+      continue;
+    }
+    if (mode === 'max') {
+      for (let c = 0; c < H; c++) {
+        let m = -Infinity;
+        for (let t = 0; t < T; t++) m = Math.max(m, mask[b * T + t] ? hidden[(b * T + t) * H + c] : -1e9);
+        out[b * H + c] = m;
+      }
+      continue;
+    }
+    let den = 0;
     const acc = new Float64Array(H);
     for (let t = 0; t < T; t++) {
       if (!mask[b * T + t]) continue;
-      count++;
+      const w = mode === 'weightedmean' ? t + 1 : 1;
+      den += w;
       const o = (b * T + t) * H;
-      for (let c = 0; c < H; c++) acc[c] += hidden[o + c];
+      for (let c = 0; c < H; c++) acc[c] += w * hidden[o + c];
     }
-    // sentence-transformers clamps the token count at 1e-9; an all-padding row stays zero.
-    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / Math.max(count, 1e-9);
+    // sentence-transformers clamps the denominator at 1e-9; an all-padding row stays zero.
+    const d = mode === 'mean_sqrt_len_tokens' ? Math.sqrt(Math.max(den, 1e-9)) : Math.max(den, 1e-9);
+    for (let c = 0; c < H; c++) out[b * H + c] = acc[c] / d;
   }
   return out;
 }
