@@ -14,6 +14,9 @@ const VIEWS = ['models', 'card', 'device', 'plan', 'compare', 'search', 'storage
 const KNOWN = 37;
 
 async function shoot(page: Page, tag: string): Promise<void> {
+  // Still the page the test drove (nothing reloaded it): the heatmap and the search results are there.
+  await expect(page.locator('#heat-point table')).toBeVisible();
+  await expect(page.locator('#search-results ol.hits li').first()).toBeVisible();
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
     // Nothing may be wider than the viewport (readable at 390 px without sideways scrolling).

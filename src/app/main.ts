@@ -26,6 +26,8 @@ function serviceWorker(): void {
   if (!('serviceWorker' in navigator)) return;
   registerSW({
     immediate: true,
+    // A new worker took over: say so instead of vite-plugin-pwa's default reload, which would drop the open model and index.
+    onNeedReload: () => (byId('net-status').textContent = 'A new version of the playground is cached: reload the page to use it.'),
     onRegisterError: (e: unknown) => (byId('net-status').textContent = `The offline cache could not start: ${String(e)}`),
   });
   // The worker claims the page on its first install (sw.ts), so "controlled" means offline-ready.
