@@ -153,7 +153,7 @@ describe('engine behaviour', () => {
     for (let i = 0; i < a.embeddings.length; i++) expect(Math.abs(b.embeddings[i] - a.embeddings[i])).toBeLessThanOrEqual(1e-6);
     // The same limit caps padded tokens per batch (widest activation row 3H = 156 floats = 624 B).
     expect(split.maxBatchTokens).toBe(Math.floor(100_000 / 624));
-    await expect(split.embed(['word '.repeat(400)], {})).rejects.toThrow(/too long for this device's storage binding limit; expected at most 160 tokens/);
+    await expect(split.embed(['word '.repeat(400)], {})).rejects.toThrow(/too long for this GPU's storage binding limit; expected at most 160 tokens per sequence on the webgpu backend/);
     whole.destroy();
     split.destroy();
   });

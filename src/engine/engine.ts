@@ -163,7 +163,8 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
     }
     const tooLong = lengths.findIndex((n) => n > this.maxBatchTokens);
     if (tooLong >= 0) {
-      throw new InvalidInputError(`texts[${tooLong}] is too long for this device's storage binding limit`, { expected: `at most ${this.maxBatchTokens} tokens per sequence on this GPU`, received: `${lengths[tooLong]} tokens` });
+      const why = this.kind === 'webgpu' ? "this GPU's storage binding limit" : `the ${this.kind} backend's per-batch token cap`;
+      throw new InvalidInputError(`texts[${tooLong}] is too long for ${why}`, { expected: `at most ${this.maxBatchTokens} tokens per sequence on the ${this.kind} backend`, received: `${lengths[tooLong]} tokens` });
     }
     const dense = new Float32Array(want.dense ? valid.length * o.dims : 0);
     const sparse: EngineEmbedding['sparse'] = want.sparse ? new Array(valid.length) : undefined;
