@@ -101,7 +101,10 @@ describe('pooling modes end to end (bert-tiny): WebGPU and CPU backends match th
       for (const pooling of NEW_MODES) {
         const want = ref.embed(texts, { pooling, normalize: false }).embeddings; // (4, H)
         expect(maxAbs(want, mean), `${pooling} vs mean`).toBeGreaterThan(1e-2);
-        for (const [name, engine] of [['webgpu', gpu], ['cpu', cpu]] as const) {
+        for (const [name, engine] of [
+          ['webgpu', gpu],
+          ['cpu', cpu],
+        ] as const) {
           const r = await engine.embed(texts, { pooling, normalize: false });
           const got = r.embeddings; // (4, H)
           expect(r.batches, 'the mixed lengths share one padded batch').toBe(1);

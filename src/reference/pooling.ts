@@ -21,8 +21,8 @@ export function pool(hidden: Float32Array, mask: Uint8Array, B: number, T: numbe
       continue;
     }
     if (mode === 'lasttoken') {
-      let first0 = T;
-      for (let t = 0; t < T; t++) if (!mask[b * T + t]) { first0 = t; break; }
+      let first0 = 0; // index of the first 0 in the mask, T when there is none
+      while (first0 < T && mask[b * T + first0]) first0++;
       const i = Math.max(first0 - 1, 0);
       if (mask[b * T + i]) out.set(hidden.subarray((b * T + i) * H, (b * T + i + 1) * H), b * H);
       continue;
