@@ -22,8 +22,8 @@ export const BUNDLED: BundledModel[] = [
   { url: '/models/m3bert-tiny/', label: 'm3bert-tiny — m3BERT layout, fixture with random weights', random: true },
   { url: '/models/bert-tiny/', label: 'bert-tiny — BERT layout, fixture with random weights', random: true },
 ];
-/** The model the playground opens first (BUNDLED[0] is m3-tiny, BUNDLED[1] the xlmr-tiny fixture). */
-export const DEFAULT_MODEL: BundledModel = BUNDLED[1];
+/** The model the playground opens first: the shipped m3-tiny (BUNDLED[1] is the xlmr-tiny fixture). */
+export const DEFAULT_MODEL: BundledModel = BUNDLED[0];
 
 /** `?model=<url or hub id>` opens that model instead of the default (a link to a model; the e2e picks a fixture this way). */
 export function startModel(): BundledModel {
