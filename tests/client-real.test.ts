@@ -9,6 +9,8 @@ import { EmbedService } from '../src/engine/service.ts';
 import { InvalidInputError } from '../src/errors.ts';
 import { createNodeGpu, type NodeGpu } from '../src/gpu/node-gpu.ts';
 import { computeScore } from '../src/search/score.ts';
+import { SemanticIndex } from '../src/search/semantic-index.ts';
+import type { Embedder } from '../src/search/types.ts';
 import { ensureFixtures } from '../tools/fixtures/generate.ts';
 import { maxAbs } from '../tools/parity/goldens.ts';
 import { portWorker } from './helpers/port-worker.ts';
@@ -139,6 +141,23 @@ describe('M3Client loads a hub id from an HF_ENDPOINT-style mirror', () => {
     r.sparse!.forEach((s, i) => expect([...s.ids]).toEqual([...want.sparse![i].ids]));
     r.colbert!.forEach((c, i) => expect(maxAbs(c.data, want.colbert![i].data)).toBeLessThanOrEqual(1e-6));
     expect(server.requests.some((p) => p.startsWith('/BAAI/xlmr-tiny-bin/resolve/main/pytorch_model.bin'))).toBe(true);
+    m3.dispose();
+  });
+});
+
+describe('SemanticIndex over M3Client', () => {
+  it('M3Client is an Embedder: hybrid search over its dense, sparse and ColBERT outputs finds each document first', async () => {
+    const { m3 } = await clientFor('xlmr-tiny');
+    const embedder: Embedder = m3;
+    const index = await SemanticIndex.create({ embedder, layers: 2, dims: 24, outputs: ['dense', 'sparse', 'colbert'] });
+    await index.add(TEXTS.map((text, i) => ({ id: `d${i}`, text })));
+    expect(index.stats().count).toBe(TEXTS.length);
+    expect(index.stats().modelId).toBe(m3.modelId);
+    for (const [i, text] of TEXTS.entries()) {
+      const hits = await index.search(text, { k: 3, mode: 'hybrid' });
+      expect(hits[0].id).toBe(`d${i}`);
+      expect(hits[0].scores.dense).toBeCloseTo(1, 5);
+    }
     m3.dispose();
   });
 });

@@ -168,6 +168,11 @@ export class M3Client extends EventTarget {
     return c;
   }
 
+  /** The model this client serves (a SemanticIndex stores it, so an index built with another model is refused). */
+  get modelId(): string {
+    return this.options.model;
+  }
+
   get budget(): Budget {
     return this.options.budget ?? {};
   }
