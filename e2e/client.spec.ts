@@ -25,7 +25,7 @@ async function create(page: Page, opts: object = {}): Promise<Summary> {
     try {
       // These scenarios are about WebGPU (device loss, timestamp calibration): pin it, since 'auto' on
       // SwiftShader would calibrate the CPU backend too and may keep that (client-nogpu.spec.ts covers it).
-      return await page.evaluate((o) => window.__client!.create(o.m, o.opts), { m: MODEL, opts: { backend: 'webgpu', ...opts } });
+      return await page.evaluate((o) => window.__client!.create(o.m, o.opts), { m: MODEL, opts: { backend: 'webgpu' as const, ...opts } });
     } catch (e) {
       if (attempt > 0 || !/Execution context was destroyed/.test(String(e))) throw e;
       await page.waitForFunction(() => window.__client !== undefined);

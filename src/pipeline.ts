@@ -18,7 +18,7 @@ import { M3Client, type M3ClientOptions } from './client/client.ts';
 import { InvalidInputError } from './errors.ts';
 
 /** transformers.js' `device` values we map onto M3Client backends. */
-const DEVICES = { auto: 'auto', webgpu: 'webgpu', wasm: 'ort-wasm', cpu: 'cpu-ref' } as const;
+const DEVICES = { auto: 'auto', webgpu: 'webgpu', wasm: 'ort-wasm', cpu: 'cpu' } as const;
 /** transformers.js' `dtype` values we map onto the engine's weight storage ('auto' keeps the checkpoint's). */
 const DTYPES = { auto: 'auto', fp32: 'f32', fp16: 'f16' } as const;
 

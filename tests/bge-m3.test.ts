@@ -14,6 +14,7 @@ import { readTorchStateDict } from '../src/model/torch.ts';
 import { toFloat32, type RawTensor } from '../src/model/tensor.ts';
 import { colbertVectors, combineTokenWeights, sparseWeights } from '../src/reference/heads.ts';
 import { ReferenceEncoder } from '../src/reference/model.ts';
+import { CpuReferenceBackend } from '../src/reference/backend.ts';
 import { encodeWeights } from '../src/engine/gpu-weights.ts';
 import { ensureFixtures } from '../tools/fixtures/generate.ts';
 import { SHARED_DATA, sharedDataAvailable } from '../tools/fixtures/paths.ts';
@@ -89,7 +90,7 @@ describe('BGE-M3 output options', () => {
 
 describe('EmbedService (the worker API) returns BGE-M3 outputs on both backends', () => {
   it('CPU fallback and WebGPU agree on dense, sparse and ColBERT', async () => {
-    const cpu = new EmbedService();
+    const cpu = new EmbedService({ referenceBackend: (m) => new CpuReferenceBackend(m) });
     expect((await cpu.load(server.folderUrl('xlmr-tiny'), { backend: 'cpu-ref' })).backend).toBe('cpu-ref');
     const engine = await Engine.create(rt, await loadModel(server.folderUrl('xlmr-tiny')), { weights: 'f32' });
     const texts = ['The quick brown fox.', 'Быстрая коричневая лиса'];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.ts';
-import { CpuReferenceBackend } from '../src/engine/reference-backend.ts';
+import { CpuReferenceBackend } from '../src/reference/backend.ts';
 import type { EmbedBackend } from '../src/engine/backend.ts';
 import { AbortError, M3Error, NumericError, WeightError } from '../src/errors.ts';
 import { createNodeGpu } from '../src/gpu/node-gpu.ts';

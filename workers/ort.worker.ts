@@ -1,13 +1,14 @@
 /// <reference lib="webworker" />
-// Wiring only: the onnxruntime-web (wasm) fallback service, exposed like workers/embed.worker.ts.
+// Wiring only: the onnxruntime-web (wasm) service for backend 'ort-wasm' (src/client/ort-service.ts).
 import * as Comlink from 'comlink';
-import { OrtEmbedService } from './ort-service.ts';
-import type { EmbedResult } from '../engine/service.ts';
+import { OrtEmbedService } from '../src/client/ort-service.ts';
+import type { EmbedResult } from '../src/engine/service.ts';
+import { resultTransferables } from '../src/engine/transfer.ts';
 
 class WorkerOrtService extends OrtEmbedService {
   override async embed(...args: Parameters<OrtEmbedService['embed']>): Promise<EmbedResult> {
     const r = await super.embed(...args);
-    return Comlink.transfer(r, [r.embeddings.buffer]);
+    return Comlink.transfer(r, resultTransferables(r));
   }
 }
 

@@ -21,7 +21,7 @@ const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message:
 
 const page = {
   /** Loads a fixture model into the embed worker; the embedder forwards only what crosses comlink (no AbortSignal). */
-  async load(model: string, backend: 'auto' | 'cpu-ref' = 'auto'): Promise<{ ms: number; backend: string }> {
+  async load(model: string, backend: 'auto' | 'webgpu' | 'cpu' = 'auto'): Promise<{ ms: number; backend: string }> {
     const t0 = performance.now();
     const worker = new Worker(new URL('../../workers/embed.worker.ts', import.meta.url), { type: 'module', name: 'embed' });
     api = Comlink.wrap<EmbedService>(worker);

@@ -18,6 +18,7 @@ import * as Comlink from 'comlink';
 import type { EmbedResult, EmbedService, GpuProbe, ModelInfo, SourceOptions } from '../engine/service.ts';
 import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
 import type { LoadProgress } from '../model/load.ts';
+import type { Pooling } from '../model/config.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
 import { indexedDbCache, type CalibrationCache } from './cache.ts';
 import { calibrate, deviceKey } from './calibration.ts';
@@ -42,9 +43,9 @@ export interface M3ClientOptions {
    * 'auto' (default): WebGPU on a hardware adapter; the CPU backend (onnxruntime-web wasm kernels per
    * block, early exit kept) without WebGPU; on a software adapter (SwiftShader, lavapipe) both are
    * calibrated and the faster plan wins (`plan.backendReason` says why). 'webgpu' / 'cpu' force one;
-   * 'ort-wasm' runs the model's whole exported ONNX graph (full depth only); 'cpu-ref' is the oracle.
+   * 'ort-wasm' runs the model's whole exported ONNX graph (full depth only).
    */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'cpu-ref' | 'ort-wasm';
+  backend?: 'auto' | 'webgpu' | 'cpu' | 'ort-wasm';
   /** The ONNX export for backend 'ort-wasm': a URL, or 'auto' (default) for `<model>/onnx/model.onnx`. */
   onnx?: string | false;
   /** wasm threads for the CPU backend (default: onnxruntime-web's; 1 unless the page is cross-origin isolated). */
@@ -78,7 +79,8 @@ export interface M3ClientOptions {
 export interface ClientEmbedOptions {
   layers?: number;
   dims?: number;
-  pooling?: 'cls' | 'mean';
+  /** Override the model's pooling (sentence-transformers' modes; src/model/config.ts POOLING_MODES). */
+  pooling?: Pooling;
   normalize?: boolean;
   /** Any subset of BGE-M3's outputs, all from one encoder pass (default ['dense']). */
   outputs?: ('dense' | 'sparse' | 'colbert')[];
@@ -217,7 +219,7 @@ export class M3Client extends EventTarget {
 
   private spawn(ortUrl: string | null): Worker {
     if (this.options.workerFactory) return this.options.workerFactory();
-    if (ortUrl) return new Worker(new URL('./ort.worker.ts', import.meta.url), { type: 'module' });
+    if (ortUrl) return new Worker(new URL('../../workers/ort.worker.ts', import.meta.url), { type: 'module' });
     return new Worker(new URL('../../workers/embed.worker.ts', import.meta.url), { type: 'module' });
   }
 

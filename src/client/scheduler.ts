@@ -9,13 +9,14 @@
  * and truncation from each result (`tokens`, `truncatedRows`), never from a characters-per-token guess.
  */
 import type { EmbedResult } from '../engine/service.ts';
+import type { Pooling } from '../model/config.ts';
 import type { ColbertBlock, EngineEmbedding } from '../engine/engine.ts';
 
 /** What one request asks the worker for; requests with equal keys may share a worker call. */
 export interface RequestOptions {
   layers: number;
   dims: number;
-  pooling?: 'cls' | 'mean';
+  pooling?: Pooling;
   normalize?: boolean;
   outputs?: ('dense' | 'sparse' | 'colbert')[];
   colbertDims?: number;

@@ -6,20 +6,9 @@
 import type { EncoderConfig, Pooling } from '../model/config.ts';
 import type { EncoderBatch } from '../tokenize/tokenizer.ts';
 
-/** Position id of each token: BERT / m3BERT 0..T−1; XLM-R padding_idx + cumsum(mask) (transformers create_position_ids_from_input_ids). */
-export function positionIds(cfg: EncoderConfig, batch: EncoderBatch): Int32Array {
-  const { B, T, attentionMask } = batch;
-  const pos = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    let seen = 0;
-    for (let t = 0; t < T; t++) {
-      const i = b * T + t;
-      if (cfg.family !== 'xlm-roberta') pos[i] = t;
-      else pos[i] = attentionMask[i] ? cfg.pad_token_id + ++seen : cfg.pad_token_id;
-    }
-  }
-  return pos;
-}
+// Position ids: the engine's one rule (src/engine/positions.ts): XLM-R counts `input_ids != padding_idx`,
+// as transformers' create_position_ids_from_input_ids, so a literal <pad> inside a text gets padding_idx.
+import { positionIds } from '../engine/positions.ts';
 
 /** In place over (M, H): LayerNorm (biased variance, torch.nn.LayerNorm); gamma/beta null = parameter-free. */
 export function layerNormRows(x: Float32Array, M: number, H: number, gamma: Float32Array | null, beta: Float32Array | null, eps: number): void {

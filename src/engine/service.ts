@@ -5,8 +5,7 @@ import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableEr
 import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
 import { fetchModelFile } from '../model/source.ts';
-import type { BackendKind } from './backend.ts';
-import { CpuReferenceBackend } from './reference-backend.ts';
+import type { BackendKind, EmbedBackend } from './backend.ts';
 import { createCpuEngine, CpuEncoder } from '../cpu/index.ts';
 import { GpuEncoder } from './gpu-encoder.ts';
 import { Engine, type EngineEmbedding, type EngineOptions, type EngineRequest } from './engine.ts';
@@ -90,7 +89,7 @@ export interface ModelShapeInfo {
 export type GpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; reason: string };
 
 /** The loaded model as the service serves it: one backend, its description, and its generation. */
-type ServedBackend = Engine | CpuReferenceBackend;
+type ServedBackend = Engine | EmbedBackend;
 
 interface Serving {
   gen: number;
@@ -120,8 +119,12 @@ export class EmbedService {
   private loadAbort: AbortController | null = null;
   private gpuTally: BufferTally | null = null;
 
-  /** `gpu`: the WebGPU entry point (default navigator.gpu; Node passes the `webgpu` package's). */
-  constructor(private readonly opts: { gpu?: GPU } = {}) {}
+  /**
+   * `gpu`: the WebGPU entry point (default navigator.gpu; Node passes the `webgpu` package's).
+   * `referenceBackend`: what backend 'cpu-ref' builds; tests pass the CPU reference (src/reference/backend.ts),
+   * which production code never imports.
+   */
+  constructor(private readonly opts: { gpu?: GPU; referenceBackend?: (model: LoadedModel) => EmbedBackend } = {}) {}
 
   async probeGpu(): Promise<GpuProbe> {
     const r = await requestAdapter(this.opts.gpu);
@@ -187,7 +190,8 @@ export class EmbedService {
         if (backend === 'cpu') why = 'asked for the CPU backend';
       }
       if (backend === 'cpu-ref') {
-        built.push(new CpuReferenceBackend(loaded));
+        if (!this.opts.referenceBackend) throw new InvalidInputError('backend "cpu-ref" is the test oracle and is not built into this service', { expected: 'new EmbedService({ referenceBackend }) (tests), or backend "cpu"', received: 'cpu-ref' });
+        built.push(this.opts.referenceBackend(loaded));
         why = 'asked for the CPU reference (the oracle; slow)';
       }
       if (ctl.signal.aborted) throw ctl.signal.reason;
@@ -195,7 +199,7 @@ export class EmbedService {
       const info = describeModel(loaded, built[0], built.map((b) => b.kind), why);
       // Every backend built holds its own copy now (GPU buffers, wasm sessions): drop the JS copies,
       // except for the CPU reference, which computes from them.
-      if (!keepWeights && !built.some((b) => b instanceof CpuReferenceBackend)) {
+      if (!keepWeights && !built.some((b) => b.kind === 'cpu-ref')) {
         loaded.weights.clear();
         loaded.heads.clear();
       }
@@ -356,8 +360,4 @@ function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backe
   };
 }
 
-/** The buffers of a result that can move (not copy) across the worker boundary. */
-export function resultTransferables(r: EmbedResult): ArrayBuffer[] {
-  const views = [r.embeddings, r.tokens, ...(r.sparse ?? []).flatMap((s) => [s.ids, s.weights]), ...(r.colbert ?? []).map((c) => c.data)];
-  return [...new Set(views.map((a) => a.buffer as ArrayBuffer))];
-}
+export { resultTransferables } from './transfer.ts';

@@ -1,14 +1,14 @@
 /**
- * Interim CPU fallback: the CPU reference encoder behind the EmbedBackend interface, until the fast
- * CPU backend (src/cpu, issue #15) replaces it. It is the only production import of src/reference.
- * It is an Engine over the reference's BatchEncoder, so it validates, tokenises (MCLS included),
+ * The CPU reference encoder behind the EmbedBackend interface, for tests and parity: a test hands it
+ * to `new EmbedService({ referenceBackend })` to drive the worker API on the oracle. Production never
+ * imports it (the CPU fallback is src/cpu). It is an Engine over the reference's BatchEncoder, so it validates, tokenises (MCLS included),
  * batches by length and checks outputs exactly as the GPU engine does (issue #10 items 4 and 8).
  */
-import { ReferenceBatchEncoder } from '../reference/batch-encoder.ts';
-import { ReferenceEncoder } from '../reference/model.ts';
+import { ReferenceBatchEncoder } from './batch-encoder.ts';
+import { ReferenceEncoder } from './model.ts';
 import type { LoadedModel } from '../model/load.ts';
-import type { EmbedBackend } from './backend.ts';
-import { Engine, type EngineEmbedding, type EngineRequest } from './engine.ts';
+import type { EmbedBackend } from '../engine/backend.ts';
+import { Engine, type EngineEmbedding, type EngineRequest } from '../engine/engine.ts';
 
 export class CpuReferenceBackend implements EmbedBackend {
   readonly kind = 'cpu-ref' as const;
