@@ -6,14 +6,7 @@ export const CHROMIUM_EXECUTABLE: string = process.env.CHROMIUM_PATH || '/usr/bi
 
 /** Flags that every m3web e2e launch uses. No --enable-features=... (it replaces Playwright's list),
  *  no --disable-software-rasterizer, no --user-data-dir (Playwright makes a fresh profile). */
-export const BASE_CHROMIUM_ARGS: readonly string[] = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export const BASE_CHROMIUM_ARGS: readonly string[] = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Without this flag requestAdapter() returns null: CPU (SwiftShader) adapters are blocklisted. */
 export const UNSAFE_WEBGPU_ARG = '--enable-unsafe-webgpu';

@@ -11,7 +11,11 @@ test.use({ launchOptions: chromiumNoWebGpuLaunchOptions });
 
 const MODEL = 'm3bert-tiny';
 const TEXTS = [0, 1, 2, 3, 7].map(textFor);
-const SETTINGS = [{ layers: 3, dims: 40 }, { layers: 2, dims: 16 }, { layers: 1, dims: 8 }];
+const SETTINGS = [
+  { layers: 3, dims: 40 },
+  { layers: 2, dims: 16 },
+  { layers: 1, dims: 8 },
+];
 
 async function run(page: Page, model = MODEL, opts: object = {}, settings: { layers: number; dims: number }[] = SETTINGS): Promise<{ s: Summary; outs: Outcome[] }> {
   await page.goto('/e2e/pages/client.html');
@@ -64,10 +68,16 @@ function compare(cpuOuts: Outcome[], gpuOuts: Outcome[], settings: { layers: num
     expect(a).toHaveLength(TEXTS.length * dims);
     expect(b).toHaveLength(TEXTS.length * dims);
     for (let i = 0; i < TEXTS.length; i++) {
-      let dot = 0, na = 0, nb = 0, max = 0;
+      let dot = 0,
+        na = 0,
+        nb = 0,
+        max = 0;
       for (let j = 0; j < dims; j++) {
-        const x = a[i * dims + j], y = b[i * dims + j];
-        dot += x * y; na += x * x; nb += y * y;
+        const x = a[i * dims + j],
+          y = b[i * dims + j];
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
         max = Math.max(max, Math.abs(x - y));
       }
       const where = `text ${i} at ${JSON.stringify(settings[k])}`;
@@ -79,8 +89,12 @@ function compare(cpuOuts: Outcome[], gpuOuts: Outcome[], settings: { layers: num
 
 test('backend "ort-wasm" runs the model\'s exported ONNX graph on onnxruntime-web (wasm), matching the GPU results', async ({ page }) => {
   const ORT = { backend: 'ort-wasm', onnx: '/fixtures/onnx/bert-tiny/model.onnx' };
-  const L = 3, H = 48;
-  const settings = [{ layers: L, dims: H }, { layers: L, dims: 16 }];
+  const L = 3,
+    H = 48;
+  const settings = [
+    { layers: L, dims: H },
+    { layers: L, dims: 16 },
+  ];
   const cpu = await run(page, 'bert-tiny', ORT, settings);
   console.log(`[client-nogpu] bert-tiny backend ${cpu.s.plan.backend}; plan ${cpu.s.plan.layers}×${cpu.s.plan.dims}; cost a=${cpu.s.cost.a.toFixed(3)} b=${cpu.s.cost.b.toExponential(2)}; create ${cpu.s.createMs.toFixed(0)} ms`);
   expect(cpu.s.plan.backend).toBe('ort-wasm');

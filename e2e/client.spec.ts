@@ -56,7 +56,9 @@ async function expectAllCorrect(outcomes: Outcome[], n: number, layers: number, 
 test('plans per device: calibrated cost model, monotone budgets, Pareto frontier, BudgetError', async ({ page }) => {
   await open(page);
   const s = await create(page);
-  console.log(`[client] create ${s.createMs.toFixed(0)} ms; backend ${s.backend}/${s.dtype}; cost a=${s.cost.a.toFixed(3)} b=${s.cost.b.toExponential(2)} c=${s.cost.c.toExponential(2)} (${s.cost.timer}, gpu share ${s.cost.gpuFraction?.toFixed(2)}); plan ${s.plan.layers}×${s.plan.dims}; calibration runs ${s.stats.calibrationRuns}`);
+  console.log(
+    `[client] create ${s.createMs.toFixed(0)} ms; backend ${s.backend}/${s.dtype}; cost a=${s.cost.a.toFixed(3)} b=${s.cost.b.toExponential(2)} c=${s.cost.c.toExponential(2)} (${s.cost.timer}, gpu share ${s.cost.gpuFraction?.toFixed(2)}); plan ${s.plan.layers}×${s.plan.dims}; calibration runs ${s.stats.calibrationRuns}`,
+  );
   expect(s.backend).toBe('webgpu');
   expect(s.adapter!.ok).toBe(true);
   expect(s.stats.calibration).toBe('measured');

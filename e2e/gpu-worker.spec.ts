@@ -80,7 +80,10 @@ test('WGSL compute runs inside a dedicated worker with exact results', async ({ 
     expect(s.size).toBeGreaterThan(0);
     if (r.adapterInfo.subgroupMinSize != null) expect(s.size).toBeGreaterThanOrEqual(r.adapterInfo.subgroupMinSize);
     if (r.adapterInfo.subgroupMaxSize != null) expect(s.size).toBeLessThanOrEqual(r.adapterInfo.subgroupMaxSize);
-    expect(s.sums.every((v) => v === s.size), `subgroupAdd(1u) == subgroup_size: ${s.sums.join(',')}`).toBe(true);
+    expect(
+      s.sums.every((v) => v === s.size),
+      `subgroupAdd(1u) == subgroup_size: ${s.sums.join(',')}`,
+    ).toBe(true);
   }
   if (r.has.timestampQuery) {
     expect(r.timestamps).not.toBeNull();

@@ -9,7 +9,11 @@ import type { ErrorJson, TensorJson } from './pages/pipeline.ts';
 
 const FIXTURE = 'xlmr-tiny';
 const TEXTS = ['The quick brown fox jumps over the lazy dog.', 'Un renard brun rapide.', 'быстрая лиса', 'a'];
-const CALLS = [{ pooling: 'cls', normalize: true }, { pooling: 'mean', normalize: false }, { pooling: 'mean', normalize: true }] as const;
+const CALLS = [
+  { pooling: 'cls', normalize: true },
+  { pooling: 'mean', normalize: false },
+  { pooling: 'mean', normalize: true },
+] as const;
 // Four model loads per test on SwiftShader, and vite may reload the page under a shared working tree: roomy limits.
 test.describe.configure({ timeout: 360_000 });
 

@@ -67,7 +67,13 @@ test('SciFact: abort half-way, reload, resume (nothing duplicated or missing), r
   expect([resumed.added, resumed.skipped]).toEqual([byModel.length - committed, committed]);
   const bulk = await call(page, 'addHashed', docs); // the rest of the corpus; the model's documents are skipped
   expect([bulk.error, bulk.added, bulk.skipped, bulk.count]).toEqual([undefined, docs.length - byModel.length, byModel.length, docs.length]);
-  expect(await call(page, 'has', docs.map((d) => d.id))).toBe(docs.length);
+  expect(
+    await call(
+      page,
+      'has',
+      docs.map((d) => d.id),
+    ),
+  ).toBe(docs.length);
   const before = await call(page, 'search', qs, MODES);
   for (const hits of before.flat()) {
     expect(hits).toHaveLength(10);

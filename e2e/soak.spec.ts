@@ -21,7 +21,9 @@ test('soak: 500 calls with aborts, reloads and worker kills: each resolves corre
   expect(report.outcomes.map((o) => o.index)).toEqual(calls.map((c) => c.index));
 
   const ref = new ReferenceEncoder(await loadModel(`${E2E_BASE_URL}/models/${MODEL}/`));
-  let resolved = 0, aborted = 0, worstCos = 1;
+  let resolved = 0,
+    aborted = 0,
+    worstCos = 1;
   const rejected: Record<string, number> = {};
   for (const o of report.outcomes) {
     const c = calls[o.index];
@@ -36,10 +38,15 @@ test('soak: 500 calls with aborts, reloads and worker kills: each resolves corre
     const want = ref.embed(c.texts, { layers: c.layers, dims: c.dims }).embeddings;
     expect(o.values).toHaveLength(want.length);
     for (let t = 0; t < c.texts.length; t++) {
-      let dot = 0, na = 0, nb = 0;
+      let dot = 0,
+        na = 0,
+        nb = 0;
       for (let j = 0; j < c.dims; j++) {
-        const x = o.values![t * c.dims + j], y = want[t * c.dims + j];
-        dot += x * y; na += x * x; nb += y * y;
+        const x = o.values![t * c.dims + j],
+          y = want[t * c.dims + j];
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
       }
       const cos = dot / Math.sqrt(na * nb);
       worstCos = Math.min(worstCos, cos);
@@ -47,7 +54,9 @@ test('soak: 500 calls with aborts, reloads and worker kills: each resolves corre
     }
   }
   const aborts = calls.filter((c) => c.abortAfterMs !== undefined).length;
-  console.log(`[soak] ${resolved} resolved (worst cos ${worstCos.toFixed(7)}), rejected ${JSON.stringify(rejected)} (${aborts} calls had an abort timer); restarts ${report.restarts}; ${(report.wallMs / 1000).toFixed(1)} s; GPU ${JSON.stringify(report.memoryAfter)} → ${JSON.stringify(report.memoryAgain)}`);
+  console.log(
+    `[soak] ${resolved} resolved (worst cos ${worstCos.toFixed(7)}), rejected ${JSON.stringify(rejected)} (${aborts} calls had an abort timer); restarts ${report.restarts}; ${(report.wallMs / 1000).toFixed(1)} s; GPU ${JSON.stringify(report.memoryAfter)} → ${JSON.stringify(report.memoryAgain)}`,
+  );
   expect(resolved + Object.values(rejected).reduce((s, n) => s + n, 0)).toBe(500);
   expect(resolved).toBeGreaterThan(400);
   expect(aborted).toBeLessThanOrEqual(aborts);

@@ -57,8 +57,7 @@ export function folderSource(dir: string): ModelSource {
     id: baseUrl,
     describe: () => `model folder ${abs}`,
     url: (file) => {
-      if (typeof file !== 'string' || file === '' || file.startsWith('/') || file.split('/').some((s) => s === '' || s === '.' || s === '..'))
-        throw new InvalidInputError('model file name must be a relative path inside the model folder', { received: file });
+      if (typeof file !== 'string' || file === '' || file.startsWith('/') || file.split('/').some((s) => s === '' || s === '.' || s === '..')) throw new InvalidInputError('model file name must be a relative path inside the model folder', { received: file });
       return baseUrl + file.split('/').map(encodeURIComponent).join('/');
     },
   };

@@ -75,7 +75,12 @@ export interface FeatureExtractionPipeline {
 function pick<T extends Record<string, string>>(table: T, what: string, value: unknown): T[keyof T] {
   const key = value ?? 'auto';
   if (typeof key !== 'string' || !Object.hasOwn(table, key))
-    throw new InvalidInputError(`pipeline: option "${what}" is not supported`, { expected: Object.keys(table).map((k) => `'${k}'`).join(', '), received: value });
+    throw new InvalidInputError(`pipeline: option "${what}" is not supported`, {
+      expected: Object.keys(table)
+        .map((k) => `'${k}'`)
+        .join(', '),
+      received: value,
+    });
   return table[key as keyof T];
 }
 

@@ -36,7 +36,20 @@ describe.skipIf(!canRun)('bench --quick', () => {
       expect(r.model.name).toBe('bert-tiny');
       expect(r.rows.length).toBeGreaterThan(0);
       for (const row of r.rows) {
-        expect(row).toMatchObject({ name: expect.any(String), backend: expect.any(String), dtype: expect.any(String), batch: expect.any(Number), seq_len: expect.any(Number), layers: expect.any(Number), dims: expect.any(Number), tokens_per_s_median: expect.any(Number), ms_median: expect.any(Number), ms_min: expect.any(Number), ms_max: expect.any(Number), runs: expect.any(Number) });
+        expect(row).toMatchObject({
+          name: expect.any(String),
+          backend: expect.any(String),
+          dtype: expect.any(String),
+          batch: expect.any(Number),
+          seq_len: expect.any(Number),
+          layers: expect.any(Number),
+          dims: expect.any(Number),
+          tokens_per_s_median: expect.any(Number),
+          ms_median: expect.any(Number),
+          ms_min: expect.any(Number),
+          ms_max: expect.any(Number),
+          runs: expect.any(Number),
+        });
         expect(row.runs).toBeGreaterThanOrEqual(3);
         expect(row.ms_min).toBeLessThanOrEqual(row.ms_median);
         expect(row.ms_median).toBeLessThanOrEqual(row.ms_max);
@@ -45,7 +58,12 @@ describe.skipIf(!canRun)('bench --quick', () => {
       for (const n of ['m3web-f32', 'm3web-f16']) expect(names).toContain(n);
       if (!r.skipped.length) for (const n of ['transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf']) expect(names).toContain(n);
       // Node + webgpu rows: m3web f32 and f16 on the adapter createNodeGpu picked, named in node_adapter.
-      expect(r.rows.filter((x) => x.backend === 'webgpu-node').map((x) => x.name).sort()).toEqual(['node-m3web-f16', 'node-m3web-f32']);
+      expect(
+        r.rows
+          .filter((x) => x.backend === 'webgpu-node')
+          .map((x) => x.name)
+          .sort(),
+      ).toEqual(['node-m3web-f16', 'node-m3web-f32']);
       expect(r.node_adapter).toMatchObject({ vendor: expect.any(String), features: expect.any(Array), icd: expect.any(String) });
       const q = r.ratios;
       for (const k of ['m3web_vs_transformers_webgpu_b32', 'm3web_vs_transformers_webgpu_b1', 'm3web_vs_transformers_wasm_b32', 'matmul_fraction_of_peak'] as const) expect(k in q).toBe(true);
@@ -53,7 +71,14 @@ describe.skipIf(!canRun)('bench --quick', () => {
       for (const e of q.early_exit) expect(e).toMatchObject({ time_ratio: expect.any(Number), ideal_ratio: expect.any(Number) });
       // CPU backend rows (issue #15): m3web-cpu against both wasm peers at batch 1 and 32, and its early-exit sweep.
       expect(names).toContain('m3web-cpu');
-      if (!r.skipped.length) for (const n of ['transformers-wasm', 'ort-wasm']) expect(r.rows.filter((x) => x.input.startsWith('cpu/') && x.name === n).map((x) => x.batch).sort((a, b) => a - b)).toEqual([1, 32]);
+      if (!r.skipped.length)
+        for (const n of ['transformers-wasm', 'ort-wasm'])
+          expect(
+            r.rows
+              .filter((x) => x.input.startsWith('cpu/') && x.name === n)
+              .map((x) => x.batch)
+              .sort((a, b) => a - b),
+          ).toEqual([1, 32]);
       for (const k of ['m3web_cpu_vs_transformers_wasm_b1', 'm3web_cpu_vs_transformers_wasm_b32'] as const) {
         expect(k in q).toBe(true);
         if (!r.skipped.length) expect(q[k]).toEqual(expect.any(Number));

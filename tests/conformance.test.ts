@@ -14,11 +14,13 @@ afterAll(async () => {
 });
 
 /** A fetch that answers 404 for the named files, as a folder without them would. */
-const without = (...files: string[]): typeof fetch => (input, init) => {
-  const url = String(input instanceof Request ? input.url : input);
-  if (files.some((f) => url.endsWith(`/${f}`))) return Promise.resolve(new Response('Entry not found', { status: 404 }));
-  return fetch(input, init);
-};
+const without =
+  (...files: string[]): typeof fetch =>
+  (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (files.some((f) => url.endsWith(`/${f}`))) return Promise.resolve(new Response('Entry not found', { status: 404 }));
+    return fetch(input, init);
+  };
 
 describe('BGE-M3 dense pooling', () => {
   it('is CLS for a BGE-M3 layout without modules.json (FlagEmbedding always pools by CLS)', async () => {

@@ -22,12 +22,22 @@ describe('tools/embed-jsonl.ts (bulk indexing CLI on the Node engine)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'm3web-jsonl-'));
     const input = join(dir, 'in.jsonl');
     const output = join(dir, 'out.jsonl');
-    const rows = [{ id: 'a', text: 'first document' }, { id: 'b', text: 'le deuxième document' }, { id: 'c', text: 'третий' }];
+    const rows = [
+      { id: 'a', text: 'first document' },
+      { id: 'b', text: 'le deuxième document' },
+      { id: 'c', text: 'третий' },
+    ];
     writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     await promisify(execFile)('npx', ['tsx', 'tools/embed-jsonl.ts', '--model', server.folderUrl('xlmr-tiny'), '--in', input, '--out', output, '--layers', '2', '--dims', '16', '--batch', '2'], { cwd: REPO_ROOT });
-    const out = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const out = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(out.map((o) => o.id)).toEqual(['a', 'b', 'c']);
-    const ref = new ReferenceEncoder(await loadModel(server.folderUrl('xlmr-tiny'))).embed(rows.map((r) => r.text), { layers: 2, dims: 16 }).embeddings;
+    const ref = new ReferenceEncoder(await loadModel(server.folderUrl('xlmr-tiny'))).embed(
+      rows.map((r) => r.text),
+      { layers: 2, dims: 16 },
+    ).embeddings;
     out.forEach((o, i) => {
       expect(o.embedding).toHaveLength(16);
       for (let j = 0; j < 16; j++) expect(Math.abs(o.embedding[j] - ref[i * 16 + j])).toBeLessThanOrEqual(1e-4);
@@ -40,7 +50,10 @@ describe('tools/embed-jsonl.ts (bulk indexing CLI on the Node engine)', () => {
     writeFileSync(input, ['{"text":"first document"}', '', '{"text":"третий"}'].join('\n'));
     const run = async (model: string, out: string) => {
       await promisify(execFile)('npx', ['tsx', 'tools/embed-jsonl.ts', '--model', model, '--in', input, '--out', join(dir, out), '--dims', '8'], { cwd: REPO_ROOT });
-      return readFileSync(join(dir, out), 'utf8').trim().split('\n').map((l) => JSON.parse(l).embedding as number[]);
+      return readFileSync(join(dir, out), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).embedding as number[]);
     };
     const local = await run('fixtures/models/xlmr-tiny', 'local.jsonl'); // relative to the cwd, no './': an existing folder wins over a hub id
     const url = await run(server.folderUrl('xlmr-tiny'), 'url.jsonl');
@@ -59,7 +72,10 @@ describe('tools/embed-jsonl.ts (bulk indexing CLI on the Node engine)', () => {
       );
       expect(r, 'the CLI must fail').not.toBeNull();
       const lines = r!.stderr.split('\n').filter((l) => l.trim() && !/^npm warn/.test(l));
-      expect(lines.some((l) => /^\s+at /.test(l)), r!.stderr).toBe(false); // no stack trace
+      expect(
+        lines.some((l) => /^\s+at /.test(l)),
+        r!.stderr,
+      ).toBe(false); // no stack trace
       return { code: r!.code, last: lines.at(-1)! };
     };
     const layers = await fail('--model', 'fixtures/models/xlmr-tiny', '--layers', '7');

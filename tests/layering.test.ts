@@ -31,6 +31,12 @@ describe('layering', () => {
   it('worker entry files only wire (at most 20 lines each)', () => {
     const workers = readdirSync(join(REPO_ROOT, 'workers')).filter((f) => f.endsWith('.ts'));
     expect(workers.length).toBeGreaterThan(0);
-    for (const w of workers) expect(readFileSync(join(REPO_ROOT, 'workers', w), 'utf8').trimEnd().split('\n').length, w).toBeLessThanOrEqual(20);
+    for (const w of workers)
+      expect(
+        readFileSync(join(REPO_ROOT, 'workers', w), 'utf8')
+          .trimEnd()
+          .split('\n').length,
+        w,
+      ).toBeLessThanOrEqual(20);
   });
 });

@@ -22,7 +22,12 @@ function tensors(): [string, RawTensor][] {
     const n = shape.reduce((a, b) => a * b, 1) * (dtype === 'f32' ? 4 : 2);
     return { dtype, shape, data: Uint8Array.from({ length: n }, () => Math.floor(rng.uniform() * 256)) };
   };
-  return [['embeddings.word_embeddings.weight', t('f32', [13, 8])], ['encoder.layer.0.attention.self.query.bias', t('f16', [8])], ['pooler.dense.weight', t('bf16', [3, 5])], ['scalar', t('f32', [])]];
+  return [
+    ['embeddings.word_embeddings.weight', t('f32', [13, 8])],
+    ['encoder.layer.0.attention.self.query.bias', t('f16', [8])],
+    ['pooler.dense.weight', t('bf16', [3, 5])],
+    ['scalar', t('f32', [])],
+  ];
 }
 
 function stream(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {

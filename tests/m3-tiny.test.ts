@@ -26,9 +26,12 @@ interface Golden {
 function minCos(a: Float32Array, b: ArrayLike<number>, n: number, d: number): number {
   let worst = 1;
   for (let i = 0; i < n; i++) {
-    let dot = 0, na = 0, nb = 0;
+    let dot = 0,
+      na = 0,
+      nb = 0;
     for (let j = 0; j < d; j++) {
-      const x = a[i * d + j], y = b[i * d + j];
+      const x = a[i * d + j],
+        y = b[i * d + j];
       dot += x * y;
       na += x * x;
       nb += y * y;

@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../tools/fixtures/paths.ts';
 // The pattern is assembled so this file does not match itself.
 const MACHINE_PATH = new RegExp(['/work', '/root', '/tmp'].map((p) => `${p}/`).join('|'));
 
-it('no tracked text file names a machine-specific absolute path (/work/, /root/, /tmp/)', () => {
+it('no tracked text file names a machine-specific absolute path (the work, root or tmp folders)', () => {
   const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
   const text = files.filter((f) => /\.(ts|js|mjs|cjs|py|sh|md|json|html|css|yml|yaml|toml)$/.test(f) && !f.startsWith('fixtures/'));
   expect(text.length).toBeGreaterThan(50);

@@ -28,7 +28,10 @@ beforeAll(async () => {
   // xlmr-tiny's config and tokenizer; the weights are big stand-ins the loader streams without checking names.
   const data = Uint8Array.from({ length: TENSOR }, (_, i) => (i * 31) & 0x3f); // finite f32 bit patterns
   const tensors = new Map<string, RawTensor>(Array.from({ length: 7 }, (_, i) => [`big.${i}.weight`, { dtype: 'f32', shape: [TENSOR / 4], data }]));
-  for (const [dir, file, bytes] of [['bin', 'pytorch_model.bin', () => writeTorchStateDict(tensors, 'pytorch_model')], ['st', 'model.safetensors', () => writeSafetensors([...tensors])]] as const) {
+  for (const [dir, file, bytes] of [
+    ['bin', 'pytorch_model.bin', () => writeTorchStateDict(tensors, 'pytorch_model')],
+    ['st', 'model.safetensors', () => writeSafetensors([...tensors])],
+  ] as const) {
     cpSync(resolve(MODELS_DIR, 'xlmr-tiny'), join(tmp, dir), { recursive: true, filter: (s) => !s.endsWith('.safetensors') && !s.endsWith('.pt') });
     writeFileSync(join(tmp, dir, file), bytes());
   }
@@ -39,7 +42,10 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-describe.each([['bin', 'pytorch_model.bin'], ['st', 'model.safetensors']])('streamed load memory: %s', (dir, file) => {
+describe.each([
+  ['bin', 'pytorch_model.bin'],
+  ['st', 'model.safetensors'],
+])('streamed load memory: %s', (dir, file) => {
   it(`a ${file} of >= 100 MB peaks below 1.5 x its largest tensor + 8 MiB`, async () => {
     expect(statSync(join(tmp, dir, file)).size).toBeGreaterThanOrEqual(100_000_000);
     // Asynchronously: this process serves the file while the child loads it.

@@ -82,8 +82,7 @@ async function main(values: Record<string, string | undefined>): Promise<void> {
       } catch (cause) {
         throw new InvalidInputError(`${values.in} line ${lineNo} is not JSON`, { expected: 'one JSON object per line', received: line, cause });
       }
-      if (record === null || typeof record !== 'object' || Array.isArray(record))
-        throw new InvalidInputError(`${values.in} line ${lineNo} is not a JSON object`, { expected: `an object with a "${field}" string`, received: record });
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new InvalidInputError(`${values.in} line ${lineNo} is not a JSON object`, { expected: `an object with a "${field}" string`, received: record });
       pending.push(record as Record<string, unknown>);
       if (pending.length >= chunk) await flush();
     }

@@ -68,7 +68,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } else {
     console.log('family       backend          dtype output  layers dims   n   cos_min      max_abs');
     for (const r of rows) {
-      console.log(`${r.family.padEnd(12)} ${r.backend.padEnd(16)} ${r.dtype.padEnd(5)} ${r.output.padEnd(7)} ${String(r.layers).padStart(6)} ${String(r.dims).padStart(4)} ${String(r.n).padStart(3)}   ${r.cos_min.toFixed(9)}  ${r.max_abs.toExponential(2)}${passes(r) ? '' : '  FAIL'}`);
+      console.log(
+        `${r.family.padEnd(12)} ${r.backend.padEnd(16)} ${r.dtype.padEnd(5)} ${r.output.padEnd(7)} ${String(r.layers).padStart(6)} ${String(r.dims).padStart(4)} ${String(r.n).padStart(3)}   ${r.cos_min.toFixed(9)}  ${r.max_abs.toExponential(2)}${passes(r) ? '' : '  FAIL'}`,
+      );
     }
     for (const [k, v] of Object.entries(adapters)) console.log(`adapter ${k}: ${v}`);
     for (const n of notes) console.log(`note: ${n}`);

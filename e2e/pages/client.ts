@@ -31,12 +31,18 @@ let current: M3Client | null = null;
 
 async function summary(m: M3Client, createMs: number): Promise<Summary> {
   return {
-    plan: m.plan, backend: m.info.backend, dtype: m.info.dtype, stats: { ...m.stats }, cost: m.cost,
-    frontier: m.frontier(), candidates: m.candidates(), adapter: m.adapter,
-    workerCalibrationRuns: await m.debugWorkerCalibrationRuns(), createMs,
+    plan: m.plan,
+    backend: m.info.backend,
+    dtype: m.info.dtype,
+    stats: { ...m.stats },
+    cost: m.cost,
+    frontier: m.frontier(),
+    candidates: m.candidates(),
+    adapter: m.adapter,
+    workerCalibrationRuns: await m.debugWorkerCalibrationRuns(),
+    createMs,
   };
 }
-
 
 function outcome(i: number, p: Promise<Awaited<ReturnType<M3Client['embed']>>>): Promise<Outcome> {
   return p.then(

@@ -108,12 +108,7 @@ async function readAdapterInfo(adapter: GPUAdapter): Promise<SmokeAdapterInfo> {
   }
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
   // isFallbackAdapter moved from GPUAdapter to GPUAdapterInfo; read whichever exists.
-  const fallback =
-    typeof info.isFallbackAdapter === 'boolean'
-      ? info.isFallbackAdapter
-      : typeof (adapter as { isFallbackAdapter?: unknown }).isFallbackAdapter === 'boolean'
-        ? ((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter as boolean)
-        : null;
+  const fallback = typeof info.isFallbackAdapter === 'boolean' ? info.isFallbackAdapter : typeof (adapter as { isFallbackAdapter?: unknown }).isFallbackAdapter === 'boolean' ? ((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter as boolean) : null;
   return {
     vendor: String(info.vendor ?? ''),
     architecture: String(info.architecture ?? ''),
@@ -179,9 +174,7 @@ async function runSaxpy(device: GPUDevice, params: SmokeParams, timestamps: bool
     qResolve = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   }
   const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass(
-    qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-  );
+  const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bind);
   pass.dispatchWorkgroups(Math.ceil(n / WG));
@@ -234,9 +227,7 @@ async function probe(params: SmokeParams): Promise<SmokeResult> {
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error('requestAdapter() returned null in the worker (is --enable-unsafe-webgpu set?)');
   const adapterInfo = await readAdapterInfo(adapter);
-  const want: GPUFeatureName[] = (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) =>
-    adapter.features.has(f),
-  );
+  const want: GPUFeatureName[] = (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures: want,
     // Without requiredLimits the device gets the defaults (128 MiB bindings, 16 KiB workgroup memory).

@@ -75,9 +75,15 @@ const page = {
    */
   async addHashed(docs: { id: string; text: string; meta?: unknown }[]): Promise<{ added?: number; skipped?: number; error?: ReturnType<typeof errorOf>; count: number }> {
     const h = index!.header;
-    const e = await hashEmbedder().embed(docs.map((d) => d.text), { dims: h.dims, outputs: h.outputs });
+    const e = await hashEmbedder().embed(
+      docs.map((d) => d.text),
+      { dims: h.dims, outputs: h.outputs },
+    );
     try {
-      const r = await index!.add(docs.map((d, i) => ({ id: d.id, meta: d.meta, dense: e.embeddings.subarray(i * h.dims, (i + 1) * h.dims), sparse: e.sparse![i] })), { chunkSize: 1024 });
+      const r = await index!.add(
+        docs.map((d, i) => ({ id: d.id, meta: d.meta, dense: e.embeddings.subarray(i * h.dims, (i + 1) * h.dims), sparse: e.sparse![i] })),
+        { chunkSize: 1024 },
+      );
       return { ...r, count: index!.stats().count };
     } catch (err) {
       return { error: errorOf(err), count: index!.stats().count };

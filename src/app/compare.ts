@@ -8,7 +8,6 @@ import { byId, errorText, fmtMs, h, isAbort, showError } from './dom.ts';
 import type { Embedding, Session } from './m3.ts';
 import { emit, on, state, type Point } from './state.ts';
 
-
 let current: AbortController | null = null;
 let full: { key: string; emb: Embedding } | null = null;
 

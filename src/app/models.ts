@@ -122,7 +122,10 @@ async function walkEntry(entry: FileSystemEntry, prefix = ''): Promise<{ path: s
 
 /** A dropped or picked folder's files, rooted at the folder holding config.json. */
 function rooted(files: { path: string; file: File }[]): { path: string; file: File }[] {
-  const cfg = files.map((f) => f.path).filter((p) => p === 'config.json' || p.endsWith('/config.json')).sort((a, b) => a.length - b.length)[0];
+  const cfg = files
+    .map((f) => f.path)
+    .filter((p) => p === 'config.json' || p.endsWith('/config.json'))
+    .sort((a, b) => a.length - b.length)[0];
   const root = cfg ? cfg.slice(0, cfg.length - 'config.json'.length) : '';
   return files.filter((f) => f.path.startsWith(root)).map((f) => ({ path: f.path.slice(root.length), file: f.file }));
 }

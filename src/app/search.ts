@@ -14,7 +14,10 @@ let indexing: AbortController | null = null;
 let querying: AbortController | null = null;
 
 function docsFromInput(): string[] {
-  const pasted = byId<HTMLTextAreaElement>('corpus-text').value.split('\n').map((s) => s.trim()).filter(Boolean);
+  const pasted = byId<HTMLTextAreaElement>('corpus-text')
+    .value.split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return pasted.length ? pasted : [...DEMO_CORPUS];
 }
 
@@ -29,7 +32,8 @@ function setIndexProgress(done: number, total: number, text: string): void {
 function showStats(): void {
   if (!index) return;
   const st = index.stats();
-  byId('index-stats').textContent = `${st.count} documents, ${st.layers ?? '?'} layers × ${st.dims} dims, ${st.outputs.join(' + ')}: ${fmtBytes(st.bytes.total)} in memory (dense ${fmtBytes(st.bytes.dense)}, sparse ${fmtBytes(st.bytes.sparse)}, ColBERT ${fmtBytes(st.bytes.colbert)})`;
+  byId('index-stats').textContent =
+    `${st.count} documents, ${st.layers ?? '?'} layers × ${st.dims} dims, ${st.outputs.join(' + ')}: ${fmtBytes(st.bytes.total)} in memory (dense ${fmtBytes(st.bytes.dense)}, sparse ${fmtBytes(st.bytes.sparse)}, ColBERT ${fmtBytes(st.bytes.colbert)})`;
 }
 
 async function buildIndex(): Promise<void> {

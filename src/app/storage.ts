@@ -43,9 +43,7 @@ async function persist(): Promise<void> {
   }
   const already = await navigator.storage.persisted();
   const granted = already || (await navigator.storage.persist());
-  el.textContent = granted
-    ? 'persistent storage granted: the browser will not evict cached models on its own.'
-    : 'persistent storage not granted (navigator.storage.persist() answered false): cached models may be evicted under storage pressure.';
+  el.textContent = granted ? 'persistent storage granted: the browser will not evict cached models on its own.' : 'persistent storage not granted (navigator.storage.persist() answered false): cached models may be evicted under storage pressure.';
   el.dataset.persisted = String(granted);
 }
 

@@ -22,11 +22,12 @@ function vec(text: string, layers: number, dims: number): number[] {
 class FakeService {
   calibrationRuns = 0;
   calls: string[][] = [];
-  constructor(private delayMs: number, private gpu = false) {}
+  constructor(
+    private delayMs: number,
+    private gpu = false,
+  ) {}
   async probeGpu() {
-    return this.gpu
-      ? { ok: true as const, adapter: { vendor: 'fake', architecture: 'gpu', description: '', isFallbackAdapter: false, features: [], shaderF16: false, limits: {} } }
-      : { ok: false as const, reason: 'fake' };
+    return this.gpu ? { ok: true as const, adapter: { vendor: 'fake', architecture: 'gpu', description: '', isFallbackAdapter: false, features: [], shaderF16: false, limits: {} } } : { ok: false as const, reason: 'fake' };
   }
   async load(_model: string, _opts: unknown, onProgress?: (p: unknown) => void) {
     await onProgress?.({ phase: 'download', file: 'model.safetensors', loaded: 10, total: 10 });
@@ -60,7 +61,13 @@ function fakeWorkers(delayMs = 3, gpuPerSpawn: boolean[] = []) {
   const factory = () => {
     const service = new FakeService(delayMs, gpuPerSpawn[spawned.length] ?? false);
     const w = portWorker(service);
-    const entry = { service, worker: w.worker, get terminated() { return w.terminated(); } };
+    const entry = {
+      service,
+      worker: w.worker,
+      get terminated() {
+        return w.terminated();
+      },
+    };
     spawned.push(entry);
     return entry.worker;
   };
@@ -123,7 +130,11 @@ describe('M3Client (fake worker)', () => {
     expect(w.spawned).toHaveLength(2);
     // Every text ran on the new worker exactly once (no duplicates, nothing dropped).
     const ran = w.spawned[1].service.calls.flat().filter((t) => t.startsWith('text '));
-    expect(ran.sort()).toEqual(Array.from({ length: 20 }, (_, i) => texts(i)).flat().sort());
+    expect(ran.sort()).toEqual(
+      Array.from({ length: 20 }, (_, i) => texts(i))
+        .flat()
+        .sort(),
+    );
     m3.dispose();
   });
 
@@ -140,7 +151,12 @@ describe('M3Client (fake worker)', () => {
   it('aborting one call rejects only it, and drops its queued slices', async () => {
     const { m3, w } = await client({ maxBatchTexts: 4, chunkTexts: 2 });
     const ctrls = [0, 1, 2].map(() => new AbortController());
-    const ps = ctrls.map((c, i) => m3.embed(texts(i, 6), { signal: c.signal }).then((r) => r, (e: Error) => e));
+    const ps = ctrls.map((c, i) =>
+      m3.embed(texts(i, 6), { signal: c.signal }).then(
+        (r) => r,
+        (e: Error) => e,
+      ),
+    );
     ctrls[1].abort(new Error('stop'));
     const [a, b, c] = await Promise.all(ps);
     expect((b as Error).name).toBe('AbortError');
@@ -155,7 +171,12 @@ describe('M3Client (fake worker)', () => {
 
   it('an input error inside a shared batch fails only its own request', async () => {
     const { m3 } = await client();
-    const ps = [m3.embed(['ok 1']), m3.embed(['BAD']), m3.embed(['ok 2'])].map((p) => p.then((r) => r, (e: Error) => e));
+    const ps = [m3.embed(['ok 1']), m3.embed(['BAD']), m3.embed(['ok 2'])].map((p) =>
+      p.then(
+        (r) => r,
+        (e: Error) => e,
+      ),
+    );
     const [a, b, c] = await Promise.all(ps);
     expect((b as Error).name).toBe('InvalidInputError');
     expectVectors(a as never, ['ok 1']);

@@ -25,7 +25,25 @@ import { calibrate, deviceKey } from './calibration.ts';
 import { AbortError, ClientDisposedError, WorkerCrashedError } from './errors.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RequestQueue, type Chunk, type RequestOptions, type RequestResult } from './scheduler.ts';
-import { choosePlan, candidates, DEFAULT_TOKENS_PER_QUERY, engineMB, indexMB, paretoFrontier, predictBatchMs, qualityTable, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type QualityTable, type Sidecar } from './planner.ts';
+import {
+  choosePlan,
+  candidates,
+  DEFAULT_TOKENS_PER_QUERY,
+  engineMB,
+  indexMB,
+  paretoFrontier,
+  predictBatchMs,
+  qualityTable,
+  updateDrift,
+  type Budget,
+  type Candidate,
+  type CostModel,
+  type DriftState,
+  type ModelShape,
+  type Plan,
+  type QualityTable,
+  type Sidecar,
+} from './planner.ts';
 
 export type ClientProgress =
   | { phase: 'download'; file: string; loaded: number; total: number | null }
@@ -262,9 +280,7 @@ export class M3Client extends EventTarget {
       this.maxLayers ??= ortUrl ? undefined : await this.affordableLayers(remote);
       const [adapter, info, sidecar] = await Promise.all([
         remote.probeGpu(),
-        ortUrl
-          ? remote.load(this.options.model, { onnx: ortUrl, wasmPaths: this.options.ortWasmPaths } as never, onLoad)
-          : remote.load(this.options.model, this.loadOptions(), onLoad),
+        ortUrl ? remote.load(this.options.model, { onnx: ortUrl, wasmPaths: this.options.ortWasmPaths } as never, onLoad) : remote.load(this.options.model, this.loadOptions(), onLoad),
         this.sidecar ? Promise.resolve(this.sidecar) : ortUrl ? Promise.resolve(null) : this.fetchSidecar(remote),
       ]);
       const stats = await remote.modelStats();
@@ -326,7 +342,15 @@ export class M3Client extends EventTarget {
 
   private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
     const { backend = 'auto', weights, threads, ortWasmPaths, checkFinite } = this.options;
-    return { ...this.sourceOptions(), ...(checkFinite !== undefined ? { checkFinite } : {}), backend: backend as Exclude<typeof backend, 'ort-wasm'>, weights, ...(threads !== undefined ? { threads } : {}), ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}), ...(maxLayers ? { maxLayers } : {}) };
+    return {
+      ...this.sourceOptions(),
+      ...(checkFinite !== undefined ? { checkFinite } : {}),
+      backend: backend as Exclude<typeof backend, 'ort-wasm'>,
+      weights,
+      ...(threads !== undefined ? { threads } : {}),
+      ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}),
+      ...(maxLayers ? { maxLayers } : {}),
+    };
   }
 
   private sourceOptions(): SourceOptions {
@@ -381,7 +405,7 @@ export class M3Client extends EventTarget {
       const info: ModelInfo = { ...this.info, backend: kind, dtype: kind === 'webgpu' ? this.info.dtype : 'f32' };
       const cost = await this.calibrate(remote, gen, info);
       if (gen !== this.gen) return;
-      let plan: Plan | null = null;
+      let plan: Plan | null;
       try {
         plan = choosePlan({ ...this.shape, dtype: info.dtype }, this.quality, cost, this.budget, kind, kind === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {});
       } catch {
@@ -431,7 +455,11 @@ export class M3Client extends EventTarget {
   private startHeartbeat(gen: number): void {
     this.heartbeat?.stop();
     const remote = this.remote!;
-    this.heartbeat = new Heartbeat(this.options.heartbeat ?? DEFAULT_HEARTBEAT, () => remote.ping(), (reason) => void this.recover(gen, reason));
+    this.heartbeat = new Heartbeat(
+      this.options.heartbeat ?? DEFAULT_HEARTBEAT,
+      () => remote.ping(),
+      (reason) => void this.recover(gen, reason),
+    );
   }
 
   /**
@@ -513,7 +541,10 @@ export class M3Client extends EventTarget {
     }
     const layers = opts.layers ?? this.plan.layers;
     const dims = opts.dims ?? this.plan.dims;
-    for (const [name, v, hi] of [['layers', layers, this.info.layers], ['dims', dims, this.info.hidden]] as const) {
+    for (const [name, v, hi] of [
+      ['layers', layers, this.info.layers],
+      ['dims', dims, this.info.hidden],
+    ] as const) {
       if (!Number.isInteger(v) || v < 1 || v > hi) throw new InvalidInputError(`option "${name}" is out of range`, { expected: `an integer in 1..${hi}`, received: v });
     }
     const outputs = opts.outputs ?? ['dense'];

@@ -22,8 +22,18 @@ import {
 
 // Real-sized shapes (the planner's arithmetic does not depend on weights being loaded).
 const m3bert: ModelShape = {
-  family: 'm3bert', layers: 12, hidden: 768, heads: 12, intermediate: 3072, vocab: 250002, maxPositions: 512, typeVocab: 0, maxTokens: 512, dtype: 'f16x2',
-  mrlLayers: [4, 8, 12], mrlDims: [32, 64, 128, 768],
+  family: 'm3bert',
+  layers: 12,
+  hidden: 768,
+  heads: 12,
+  intermediate: 3072,
+  vocab: 250002,
+  maxPositions: 512,
+  typeVocab: 0,
+  maxTokens: 512,
+  dtype: 'f16x2',
+  mrlLayers: [4, 8, 12],
+  mrlDims: [32, 64, 128, 768],
 };
 const bertBase: ModelShape = { family: 'bert', layers: 12, hidden: 768, heads: 12, intermediate: 3072, vocab: 30522, maxPositions: 512, typeVocab: 2, maxTokens: 512, dtype: 'f32' };
 const m3tiny: ModelShape = { family: 'm3bert', layers: 3, hidden: 40, heads: 5, intermediate: 108, vocab: 8002, maxPositions: 512, typeVocab: 0, maxTokens: 512, dtype: 'f32', mrlLayers: [1, 2, 3], mrlDims: [8, 16, 40] };
@@ -41,9 +51,21 @@ describe('quality', () => {
     const t = qualityTable(m3bert);
     expect(t.source).toBe('trained-grid');
     expect(t.points.map((p) => `${p.layers}x${p.dims}`)).toEqual(['4x32', '4x64', '4x128', '4x768', '8x32', '8x64', '8x128', '8x768', '12x32', '12x64', '12x128', '12x768']);
-    const s = qualityTable(m3bert, { quality: { metric: 'ndcg@10', table: [{ layers: 12, dims: 768, score: 0.5 }, { layers: 4, dims: 64, score: 0.4 }, { layers: 99, dims: 1, score: 1 }] } });
+    const s = qualityTable(m3bert, {
+      quality: {
+        metric: 'ndcg@10',
+        table: [
+          { layers: 12, dims: 768, score: 0.5 },
+          { layers: 4, dims: 64, score: 0.4 },
+          { layers: 99, dims: 1, score: 1 },
+        ],
+      },
+    });
     expect(s.source).toBe('sidecar');
-    expect(s.points).toEqual([{ layers: 12, dims: 768, quality: 1 }, { layers: 4, dims: 64, quality: 0.8 }]);
+    expect(s.points).toEqual([
+      { layers: 12, dims: 768, quality: 1 },
+      { layers: 4, dims: 64, quality: 0.8 },
+    ]);
     const d = qualityTable(bertBase);
     expect(d.source).toBe('default-curve');
     expect(d.points).toHaveLength(12 * 8); // dims 8..512 (7) + 768
@@ -70,12 +92,17 @@ describe('cost model fit', () => {
   });
 });
 
-describe('memory model (one model: the engine\'s planAllocations)', () => {
+describe("memory model (one model: the engine's planAllocations)", () => {
   const cfg = { family: 'bert' as const, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, vocab_size: 30522, max_position_embeddings: 512, type_vocab_size: 2 };
   const limits = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
 
-  it('a plan\'s memory is exactly what planAllocations charges for its uploaded blocks and one query batch', () => {
-    for (const [layers, dtype] of [[12, 'f32'], [4, 'f32'], [12, 'f16x2'], [7, 'f16']] as const) {
+  it("a plan's memory is exactly what planAllocations charges for its uploaded blocks and one query batch", () => {
+    for (const [layers, dtype] of [
+      [12, 'f32'],
+      [4, 'f32'],
+      [12, 'f16x2'],
+      [7, 'f16'],
+    ] as const) {
       const want = planAllocations(cfg, { tokens: 32, batch: 1, storage: dtype === 'f32' ? 'f32' : 'f16', limits, layers, colbertWidth: null }).totalBytes / 2 ** 20;
       expect(engineMB({ ...bertBase, dtype }, layers, 32, limits)).toBe(want);
     }
@@ -107,7 +134,11 @@ function nestedBudgets(kind: 'latency' | 'memory', shape: ModelShape): Budget[] 
 }
 
 describe('planner', () => {
-  for (const [name, shape] of [['m3bert (trained grid)', m3bert], ['bert-base (default curve)', bertBase], ['m3bert-tiny fixture', m3tiny]] as const) {
+  for (const [name, shape] of [
+    ['m3bert (trained grid)', m3bert],
+    ['bert-base (default curve)', bertBase],
+    ['m3bert-tiny fixture', m3tiny],
+  ] as const) {
     for (const kind of ['latency', 'memory'] as const) {
       it(`${name}: tighter ${kind} budgets give plans with no more layers and no more dims`, () => {
         const q = qualityTable(shape);

@@ -138,9 +138,7 @@ export interface Sidecar {
 
 /** Builds the quality table: sidecar measurements first, else trained exits, else the default grid. */
 export function qualityTable(shape: ModelShape, sidecar?: Sidecar | null): QualityTable {
-  const table = sidecar?.quality?.table?.filter(
-    (r) => Number.isInteger(r.layers) && Number.isInteger(r.dims) && r.layers >= 1 && r.layers <= shape.layers && r.dims >= 1 && r.dims <= shape.hidden && Number.isFinite(r.score) && r.score > 0,
-  );
+  const table = sidecar?.quality?.table?.filter((r) => Number.isInteger(r.layers) && Number.isInteger(r.dims) && r.layers >= 1 && r.layers <= shape.layers && r.dims >= 1 && r.dims <= shape.hidden && Number.isFinite(r.score) && r.score > 0);
   if (table && table.length) {
     const best = Math.max(...table.map((r) => r.score));
     return { source: 'sidecar', points: table.map((r) => ({ layers: r.layers, dims: r.dims, quality: r.score / best })) };
@@ -247,7 +245,15 @@ const UNBOUNDED = { maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER, maxBuf
  * actually allocated (pool size classes), in MiB. The one memory model the planner and the engine share.
  */
 export function engineMB(shape: ModelShape, layers: number, batchTokens: number, limits: DeviceLimits = {}): number {
-  const cfg = { family: shape.family as MemoryShape['family'], hidden_size: shape.hidden, intermediate_size: shape.intermediate, num_hidden_layers: shape.layers, vocab_size: shape.vocab, max_position_embeddings: shape.maxPositions, type_vocab_size: shape.typeVocab };
+  const cfg = {
+    family: shape.family as MemoryShape['family'],
+    hidden_size: shape.hidden,
+    intermediate_size: shape.intermediate,
+    num_hidden_layers: shape.layers,
+    vocab_size: shape.vocab,
+    max_position_embeddings: shape.maxPositions,
+    type_vocab_size: shape.typeVocab,
+  };
   const plan = planAllocations(cfg, {
     tokens: batchTokens,
     batch: 1,

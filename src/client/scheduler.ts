@@ -188,7 +188,7 @@ export class RequestQueue {
       return batch;
     }
     let texts = first.end - first.start;
-    for (let added = true; added; ) {
+    for (let added = true; added;) {
       added = false;
       for (const r of order) {
         const c = byReq.get(r)!.filter((x) => !batch.includes(x) && !x.solo)[0];

@@ -14,7 +14,7 @@ import { bertBlockGraph, BLOCK_IO, colbertGraph, llamaBlockGraph } from './graph
 import { embed, layerNormRows, pool, rmsNormRows, sparseHead, truncateRows, type EmbeddingTables } from './host-ops.ts';
 import { lengthGroups } from './groups.ts';
 import { chooseThreads, createSession, ort, type ThreadChoice } from './ort.ts';
-import { headWeights, upcast, weightReader } from './weights.ts';
+import { headWeights, weightReader } from './weights.ts';
 
 export interface CpuEncoderOptions {
   /** Wasm threads (needs cross-origin isolation); default: onnxruntime-web's own default, 1 without isolation. */

@@ -52,7 +52,14 @@ export function bertBlockGraph(cfg: EncoderConfig, read: Read, i: number): Uint8
   const g = new GraphBuilder(`${cfg.family} block ${i}`);
   const { x, lengths } = blockInputs(g, H);
   const qkv = ['query', 'key', 'value'].map((n) => `${p}.attention.self.${n}`);
-  const wqkv = g.weight('qkv.weight', transposeConcat(qkv.map((n) => read(`${n}.weight`)), H), [H, 3 * H]); // (H, 3H)
+  const wqkv = g.weight(
+    'qkv.weight',
+    transposeConcat(
+      qkv.map((n) => read(`${n}.weight`)),
+      H,
+    ),
+    [H, 3 * H],
+  ); // (H, 3H)
   const bqkv = g.weight('qkv.bias', concat(qkv.map((n) => read(`${n}.bias`))), [3 * H]);
   const ctx = g.op('Attention', [x, wqkv, bqkv, lengths], { num_heads: cfg.num_attention_heads }, MS); // (B, T, H)
   const o = g.op('MatMul', [ctx, g.weight('o.weight', transposeConcat([read(`${p}.attention.output.dense.weight`)], H), [H, H])]);
@@ -62,7 +69,11 @@ export function bertBlockGraph(cfg: EncoderConfig, read: Read, i: number): Uint8
   const a = activation(g, f1, g.weight('ffn1.bias', read(`${p}.intermediate.dense.bias`), [I]), cfg.hidden_act);
   const f2 = g.op('MatMul', [a, g.weight('ffn2.weight', transposeConcat([read(`${p}.output.dense.weight`)], I), [I, H])]);
   const ln2 = `${p}.output.LayerNorm`;
-  g.node('SkipLayerNormalization', [f2, h, g.weight('ln2.weight', read(`${ln2}.weight`), [H]), g.weight('ln2.bias', read(`${ln2}.bias`), [H]), g.weight('ffn2.bias', read(`${p}.output.dense.bias`), [H])], { attrs: { epsilon: cfg.norm_eps }, domain: MS, outputs: [BLOCK_IO.y] });
+  g.node('SkipLayerNormalization', [f2, h, g.weight('ln2.weight', read(`${ln2}.weight`), [H]), g.weight('ln2.bias', read(`${ln2}.bias`), [H]), g.weight('ffn2.bias', read(`${p}.output.dense.bias`), [H])], {
+    attrs: { epsilon: cfg.norm_eps },
+    domain: MS,
+    outputs: [BLOCK_IO.y],
+  });
   return g.toBytes();
 }
 
@@ -77,7 +88,14 @@ export function llamaBlockGraph(cfg: EncoderConfig, read: Read, i: number): Uint
   const g = new GraphBuilder(`m3bert block ${i}`);
   const { x, lengths } = blockInputs(g, H);
   const xn = g.op('SimplifiedLayerNormalization', [x, g.weight('input_layernorm.weight', read(`${p}.input_layernorm.weight`), [H])], { axis: -1, epsilon: cfg.norm_eps });
-  const wqkv = g.weight('qkv.weight', transposeConcat(['q', 'k', 'v'].map((n) => read(`${p}.self_attn.${n}_proj.weight`)), H), [H, 3 * H]);
+  const wqkv = g.weight(
+    'qkv.weight',
+    transposeConcat(
+      ['q', 'k', 'v'].map((n) => read(`${p}.self_attn.${n}_proj.weight`)),
+      H,
+    ),
+    [H, 3 * H],
+  );
   const ctx = g.op('Attention', [xn, wqkv, g.weight('qkv.bias', new Float32Array(3 * H), [3 * H]), lengths], { num_heads: cfg.num_attention_heads }, MS);
   const o = g.op('MatMul', [ctx, g.weight('o.weight', transposeConcat([read(`${p}.self_attn.o_proj.weight`)], H), [H, H])]);
   // Outputs: RMS(o + x) and, fourth, the sum h = o + x itself (the residual for the MLP).

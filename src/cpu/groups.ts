@@ -22,7 +22,10 @@ export function lengthGroups(lengths: readonly number[]): number[][] {
       groups.push(group);
       group = [];
     }
-    if (!group.length) (longest = n), (real = 0);
+    if (!group.length) {
+      longest = n;
+      real = 0;
+    }
     group.push(i);
     real += n;
   }

@@ -11,10 +11,15 @@ it('a worker without cross-origin isolation gets one thread, whatever is asked',
   expect(chooseThreads(4)).toMatchObject({ threads: 1, reason: expect.stringMatching(/not cross-origin isolated/) });
 });
 
-it('an isolated worker gets onnxruntime-web\'s default min(4, ⌈cores/2⌉), or what is asked', () => {
+it("an isolated worker gets onnxruntime-web's default min(4, ⌈cores/2⌉), or what is asked", () => {
   vi.stubGlobal('WorkerGlobalScope', function WorkerGlobalScope() {});
   vi.stubGlobal('crossOriginIsolated', true);
-  for (const [cores, threads] of [[1, 1], [2, 1], [6, 3], [16, 4]]) {
+  for (const [cores, threads] of [
+    [1, 1],
+    [2, 1],
+    [6, 3],
+    [16, 4],
+  ]) {
     vi.stubGlobal('navigator', { hardwareConcurrency: cores });
     expect(chooseThreads().threads, `${cores} cores`).toBe(threads);
   }

@@ -29,10 +29,11 @@ export interface EngineOptions {
   schedule?: KernelSchedule;
 }
 
-export type EngineRequest = EmbedOptions & OutputOptions & {
-  /** A prompt name of the model ('query', 'passage', ...) or literal text, prepended before tokenisation (src/engine/modules.ts). */
-  prompt?: string;
-};
+export type EngineRequest = EmbedOptions &
+  OutputOptions & {
+    /** A prompt name of the model ('query', 'passage', ...) or literal text, prepended before tokenisation (src/engine/modules.ts). */
+    prompt?: string;
+  };
 
 /** One text's ColBERT vectors: (count, dim) row-major, count = tokens − 1 (CLS dropped, </s> kept). */
 export interface ColbertBlock {
@@ -173,9 +174,17 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
     for (const idx of batches) {
       this.checkAlive();
       throwIfAborted(signal);
-      const batch = padBatch(idx.map((i) => enc.ids[i]), tok.padId);
+      const batch = padBatch(
+        idx.map((i) => enc.ids[i]),
+        tok.padId,
+      );
       const T = batch.T;
-      const r = await this.encoder.embedBatch(batch, idx.map((i) => lengths[i]), encoderOptions(this.model, o), want);
+      const r = await this.encoder.embedBatch(
+        batch,
+        idx.map((i) => lengths[i]),
+        encoderOptions(this.model, o),
+        want,
+      );
       if (r.dense) r.dense = applyModules(this.model, r.dense, idx.length, o);
       // The encoder may have been destroyed while this batch was on the device: its rows are not trusted.
       this.checkAlive();

@@ -128,7 +128,12 @@ export class GpuEncoder implements BatchEncoder {
       for (let i = 0; i < this.maxLayers; i++) {
         const p = `layers.${i}`;
         this.blocks.push({
-          qkv: linear(['q', 'k', 'v'].map((x) => `${p}.self_attn.${x}_proj.weight`), null, 3 * H, H),
+          qkv: linear(
+            ['q', 'k', 'v'].map((x) => `${p}.self_attn.${x}_proj.weight`),
+            null,
+            3 * H,
+            H,
+          ),
           o: linear([`${p}.self_attn.o_proj.weight`], null, H, H),
           ffnIn: linear([`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`], null, 2 * I, H),
           ffnOut: linear([`${p}.mlp.down_proj.weight`], null, H, I),
@@ -150,7 +155,12 @@ export class GpuEncoder implements BatchEncoder {
       const p = `encoder.layer.${i}`;
       const qkv = ['query', 'key', 'value'].map((x) => `${p}.attention.self.${x}`);
       this.blocks.push({
-        qkv: linear(qkv.map((n) => `${n}.weight`), qkv.map((n) => `${n}.bias`), 3 * H, H),
+        qkv: linear(
+          qkv.map((n) => `${n}.weight`),
+          qkv.map((n) => `${n}.bias`),
+          3 * H,
+          H,
+        ),
         o: linear([`${p}.attention.output.dense.weight`], [`${p}.attention.output.dense.bias`], H, H),
         ffnIn: linear([`${p}.intermediate.dense.weight`], [`${p}.intermediate.dense.bias`], I, H),
         ffnOut: linear([`${p}.output.dense.weight`], [`${p}.output.dense.bias`], H, I),
@@ -188,9 +198,7 @@ export class GpuEncoder implements BatchEncoder {
   /** The family's norm; residuals are fused into the matmul before it (matmul `residual`). */
   private norm(M: number): KernelProgram {
     const H = this.cfg.hidden_size;
-    return this.cfg.family === 'm3bert'
-      ? rmsnormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule })
-      : layernormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule });
+    return this.cfg.family === 'm3bert' ? rmsnormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule }) : layernormProgram({ M, H }, { wDtype: this.dtype, eps: this.cfg.norm_eps, schedule: this.schedule });
   }
 
   /** Every program a forward pass may use, at a dummy shape: cache keys do not depend on shapes. */
@@ -328,9 +336,7 @@ export class GpuEncoder implements BatchEncoder {
     rt.submit(enc);
     const result: BatchResult = {};
     if (want.dense) {
-      result.dense = o.layerNormBeforeTruncate
-        ? truncateAndNormalize(await rt.readF32(pooled, B * H), B, H, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: true })
-        : await rt.readF32(out, B * o.dims);
+      result.dense = o.layerNormBeforeTruncate ? truncateAndNormalize(await rt.readF32(pooled, B * H), B, H, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: true }) : await rt.readF32(out, B * o.dims);
     }
     if (tokenWeights) result.tokenWeights = await rt.readF32(tokenWeights, M);
     if (colbert) result.colbert = { data: await rt.readF32(colbert, M * cd), dim: cd };

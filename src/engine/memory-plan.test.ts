@@ -8,7 +8,12 @@ const MiB = 2 ** 20;
 
 describe('allocation plan', () => {
   it('splits tables into row chunks that each fit one binding', () => {
-    expect(rowChunks(10, 8, 24)).toEqual([{ row0: 0, rows: 3 }, { row0: 3, rows: 3 }, { row0: 6, rows: 3 }, { row0: 9, rows: 1 }]);
+    expect(rowChunks(10, 8, 24)).toEqual([
+      { row0: 0, rows: 3 },
+      { row0: 3, rows: 3 },
+      { row0: 6, rows: 3 },
+      { row0: 9, rows: 1 },
+    ]);
     expect(rowChunks(5, 8, 1000)).toEqual([{ row0: 0, rows: 5 }]);
   });
 
@@ -27,7 +32,9 @@ describe('allocation plan', () => {
     const half = planAllocations(bgeM3, { tokens: 4096, batch: 1, storage, limits: { maxStorageBufferBindingSize: bind, maxBufferSize: bind }, colbertWidth: 1024 });
     const perToken = (p: typeof plan) => p.activations.filter((x) => !['lengths', 'pooled', 'out'].includes(x.name)).reduce((s, x) => s + x.bytes, 0);
     expect(perToken(plan)).toBe(2 * perToken(half));
-    console.log(`bge-m3 T=8192 ${storage} binding ${bind / MiB} MiB: largest ${plan.largest.name} ${(plan.largest.bytes / MiB).toFixed(1)} MiB, weights ${(plan.weightBytes / MiB).toFixed(0)} MiB (word table in ${word.chunks} chunk(s)), activations ${(plan.activationBytes / MiB).toFixed(0)} MiB, total ${(plan.totalBytes / MiB).toFixed(0)} MiB`);
+    console.log(
+      `bge-m3 T=8192 ${storage} binding ${bind / MiB} MiB: largest ${plan.largest.name} ${(plan.largest.bytes / MiB).toFixed(1)} MiB, weights ${(plan.weightBytes / MiB).toFixed(0)} MiB (word table in ${word.chunks} chunk(s)), activations ${(plan.activationBytes / MiB).toFixed(0)} MiB, total ${(plan.totalBytes / MiB).toFixed(0)} MiB`,
+    );
   });
 
   it('caps padded tokens per batch by the widest activation row', () => {

@@ -72,10 +72,18 @@ export function planAllocations(cfg: MemoryShape, o: { tokens: number; batch: nu
   const M = o.tokens;
   const a = (name: string, bytes: number): PlannedBuffer => ({ name, bytes: BufferPool.sizeClass(bytes), chunks: 1 });
   const activations = [
-    a('ids', 4 * M), a('position_ids', 4 * M), a('lengths', 4 * o.batch),
-    a('x', 4 * M * H), a('t0', 4 * M * H), a('t1', 4 * M * H), a('qkv', 12 * M * H), a('ctx', 4 * M * H),
-    a('ffn', 4 * M * (m3 ? 2 * I : I)), ...(m3 ? [a('swiglu', 4 * M * I)] : []),
-    a('pooled', 4 * o.batch * H), a('out', 4 * o.batch * H),
+    a('ids', 4 * M),
+    a('position_ids', 4 * M),
+    a('lengths', 4 * o.batch),
+    a('x', 4 * M * H),
+    a('t0', 4 * M * H),
+    a('t1', 4 * M * H),
+    a('qkv', 12 * M * H),
+    a('ctx', 4 * M * H),
+    a('ffn', 4 * M * (m3 ? 2 * I : I)),
+    ...(m3 ? [a('swiglu', 4 * M * I)] : []),
+    a('pooled', 4 * o.batch * H),
+    a('out', 4 * o.batch * H),
     ...(o.colbertWidth ? [a('sparse', 4 * M), a('colbert_proj', 4 * M * o.colbertWidth), a('colbert', 4 * M * o.colbertWidth)] : []),
   ];
   const sum = (xs: PlannedBuffer[]) => xs.reduce((s, x) => s + x.bytes, 0);

@@ -71,7 +71,10 @@ describe('Dense + Normalize modules', () => {
       ['3_Dense', 24, 20, 'identity', false],
     ]);
     const x = f32(golden.x);
-    for (const [dims, want] of [[20, f32(golden.full)], [8, f32(golden.d8)]] as const) {
+    for (const [dims, want] of [
+      [20, f32(golden.full)],
+      [8, f32(golden.d8)],
+    ] as const) {
       const o = { layers: 3, dims, pooling: 'cls' as const, normalize: true, layerNormBeforeTruncate: false };
       expect(maxAbs(applyModules(m, x, 5, o), want), `engine dims ${dims}`).toBeLessThan(1e-6);
       expect(maxAbs(truncateAndNormalize(denseStack(x, 5, m.modules.dense), 5, 20, { dims, normalize: true }), want), `reference dims ${dims}`).toBeLessThan(1e-6);
@@ -119,7 +122,12 @@ describe('prompts from config_sentence_transformers.json', () => {
     expect(m.modules.defaultPromptName).toBe('query');
     const ref = new ReferenceEncoder(m);
     const plain = ref.embed(TEXTS, { prompt: '' }).embeddings;
-    expect(ref.embed(TEXTS).embeddings).toEqual(ref.embed(TEXTS.map((t) => `query: ${t}`), { prompt: '' }).embeddings);
+    expect(ref.embed(TEXTS).embeddings).toEqual(
+      ref.embed(
+        TEXTS.map((t) => `query: ${t}`),
+        { prompt: '' },
+      ).embeddings,
+    );
     expect(ref.embed(TEXTS, { prompt: 'passage' }).embeddings).toEqual(plain);
     const bare = await loadModel(server.folderUrl('prompts'));
     expect(() => new ReferenceEncoder(bare).embed(TEXTS, { prompt: 'document' })).toThrow(/defines no "document" prompt/);

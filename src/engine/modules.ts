@@ -87,12 +87,7 @@ function activate(v: number, a: DenseActivation): number {
 /** erf via Numerical Recipes' erfc fit (erfcc, fractional error < 1.2e-7: below f32's resolution of GELU's output). */
 function erf(x: number): number {
   const t = 1 / (1 + 0.5 * Math.abs(x));
-  const y =
-    1 -
-    t *
-      Math.exp(
-        -x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-      );
+  const y = 1 - t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
   return x >= 0 ? y : -y;
 }
 

@@ -18,7 +18,11 @@ describe('postprocess vs the reference', () => {
     for (const mode of ['cls', 'mean'] as const) {
       const p = pool(hidden, mask, B, T, H, mode);
       expect(close(p, oraclePool(hidden, mask, B, T, H, mode))).toBeLessThan(1e-6);
-      for (const o of [{ dims: 5, normalize: true }, { dims: H, normalize: false }, { dims: 4, normalize: true, layerNormBeforeTruncate: true }]) {
+      for (const o of [
+        { dims: 5, normalize: true },
+        { dims: H, normalize: false },
+        { dims: 4, normalize: true, layerNormBeforeTruncate: true },
+      ]) {
         expect(close(truncateAndNormalize(p, B, H, o), oracleTruncate(p, B, H, o)), JSON.stringify(o)).toBeLessThan(1e-6);
       }
     }

@@ -196,7 +196,12 @@ export class EmbedService {
       }
       if (ctl.signal.aborted) throw ctl.signal.reason;
       // Described before the JS copies go: hasBgeM3Heads reads loaded.heads.
-      const info = describeModel(loaded, built[0], built.map((b) => b.kind), why);
+      const info = describeModel(
+        loaded,
+        built[0],
+        built.map((b) => b.kind),
+        why,
+      );
       // Every backend built holds its own copy now (GPU buffers, wasm sessions): drop the JS copies,
       // except for the CPU reference, which computes from them.
       if (!keepWeights && !built.some((b) => b.kind === 'cpu-ref')) {
@@ -278,7 +283,19 @@ export class EmbedService {
    */
   async inspect(model: string, source: SourceOptions = {}): Promise<ModelShapeInfo> {
     const c = parseConfig(await fetchModelFile(sourceOf(model, source), 'config.json', { kind: 'json', headers: authHeaders(source.token) }));
-    return { family: c.family, layers: c.num_hidden_layers, hidden: c.hidden_size, heads: c.num_attention_heads, intermediate: c.intermediate_size, vocab: c.vocab_size, maxPositions: c.max_position_embeddings, typeVocab: c.type_vocab_size, maxTokens: c.max_tokens, mrlLayers: c.mrl_layers, mrlDims: c.mrl_dims };
+    return {
+      family: c.family,
+      layers: c.num_hidden_layers,
+      hidden: c.hidden_size,
+      heads: c.num_attention_heads,
+      intermediate: c.intermediate_size,
+      vocab: c.vocab_size,
+      maxPositions: c.max_position_embeddings,
+      typeVocab: c.type_vocab_size,
+      maxTokens: c.max_tokens,
+      mrlLayers: c.mrl_layers,
+      mrlDims: c.mrl_dims,
+    };
   }
 
   /**

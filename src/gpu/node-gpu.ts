@@ -66,7 +66,7 @@ export function ensureVulkanLoader(): string | null {
 
 function hasHardwareIcd(): boolean {
   for (const dir of ICD_DIRS) {
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(dir);
     } catch {
@@ -118,11 +118,9 @@ async function select(): Promise<Selected> {
     `No usable WebGPU adapter in Node (Vulkan loader: ${vulkanLoader ?? 'not found'}). Tried ${tried.join('; ')}. ` +
       (isMainThread
         ? `Install Chromium (its SwiftShader ICD) or set VK_ICD_FILENAMES to a Vulkan ICD JSON.`
-        : `This is a worker thread, where process.env changes do not reach the Vulkan loader: start the process with ` +
-          `VK_ICD_FILENAMES=${SWIFTSHADER_ICD} (or ${LAVAPIPE_ICD} with Mesa >= 25), or run in vitest pool 'forks'.`),
+        : `This is a worker thread, where process.env changes do not reach the Vulkan loader: start the process with ` + `VK_ICD_FILENAMES=${SWIFTSHADER_ICD} (or ${LAVAPIPE_ICD} with Mesa >= 25), or run in vitest pool 'forks'.`),
   );
 }
-
 
 /**
  * A fresh device on the selected Node WebGPU adapter. The driver choice is made once per process;

@@ -38,10 +38,11 @@ export class BufferPool {
 
   /** Frees every idle buffer; buffers in use stay (GpuEncoder.destroy calls it: the next model's shapes differ). */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) {
-      this.allocatedBytes -= b.size;
-      b.destroy();
-    }
+    for (const list of this.free.values())
+      for (const b of list) {
+        this.allocatedBytes -= b.size;
+        b.destroy();
+      }
     this.free.clear();
   }
 }

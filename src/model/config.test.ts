@@ -22,7 +22,21 @@ describe('parseConfig', () => {
   });
 
   it('recognises m3BERT as a bidirectional llama with its Matryoshka grid', () => {
-    const c = parseConfig({ model_type: 'llama', bi_attn: true, vocab_size: 250002, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, intermediate_size: 3072, max_position_embeddings: 512, rms_norm_eps: 1e-5, hidden_act: 'silu', mrl_dims: [768, 32, 64, 128], mrl_layers: [4, 8, 12] });
+    const c = parseConfig({
+      model_type: 'llama',
+      bi_attn: true,
+      vocab_size: 250002,
+      hidden_size: 768,
+      num_hidden_layers: 12,
+      num_attention_heads: 12,
+      num_key_value_heads: 12,
+      intermediate_size: 3072,
+      max_position_embeddings: 512,
+      rms_norm_eps: 1e-5,
+      hidden_act: 'silu',
+      mrl_dims: [768, 32, 64, 128],
+      mrl_layers: [4, 8, 12],
+    });
     expect(c).toMatchObject({ family: 'm3bert', norm_eps: 1e-5, hidden_act: 'silu', type_vocab_size: 0, mrl_layers: [4, 8, 12], mrl_dims: [32, 64, 128, 768] });
   });
 
@@ -60,8 +74,9 @@ describe('parsePooling', () => {
     expect(parsePooling(modules, { pooling_mode_cls_token: false, pooling_mode_mean_tokens: true })).toEqual({ pooling: 'mean', normalize: true, layerNormBeforeTruncate: false });
     expect(parsePooling(modules.slice(0, 2), { pooling_mode_cls_token: true, pooling_mode_mean_tokens: false })).toEqual({ pooling: 'cls', normalize: false, layerNormBeforeTruncate: false });
   });
-  it('rejects pooling modes we do not run', () => {
-    expect(() => parsePooling([], { pooling_mode_max_tokens: true })).toThrow(UnsupportedModelError);
+  it('rejects pooling configs we do not run (several modes concatenated)', () => {
+    expect(() => parsePooling([], { pooling_mode_mean_tokens: true, pooling_mode_max_tokens: true })).toThrow(UnsupportedModelError);
+    expect(parsePooling([], { pooling_mode_max_tokens: true }).pooling).toBe('max');
   });
   it('defaults to normalised mean pooling without modules.json', () => {
     expect(parsePooling(null, null)).toEqual({ pooling: 'mean', normalize: true, layerNormBeforeTruncate: false });

@@ -196,7 +196,9 @@ export function parsePooling(modules: unknown, pooling: unknown, opts: { bgeM3He
   if (pooling && typeof pooling === 'object') {
     const p = pooling as Record<string, unknown>;
     const modeKey = p.pooling_mode;
-    const enabled = Object.entries(p).filter(([k, v]) => k.startsWith('pooling_mode_') && v === true).map(([k]) => k);
+    const enabled = Object.entries(p)
+      .filter(([k, v]) => k.startsWith('pooling_mode_') && v === true)
+      .map(([k]) => k);
     if (typeof modeKey === 'string' && (POOLING_MODES as readonly string[]).includes(modeKey)) mode = modeKey as Pooling;
     else if (enabled.length === 1 && Object.hasOwn(POOLING_KEYS, enabled[0])) mode = POOLING_KEYS[enabled[0]];
     else {

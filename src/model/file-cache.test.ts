@@ -37,8 +37,7 @@ describe('validatingStream', () => {
   });
   it('refuses an HTML page under any model file name', async () => {
     const html = new TextEncoder().encode('<!DOCTYPE html><html><body>index</body></html>');
-    for (const f of ['config.json', 'sparse_linear.pt', 'model.onnx', 'tokenizer.model', 'model.safetensors'])
-      await expect(run(html, `http://h/m/${f}`, html.length)).rejects.toBeInstanceOf(ModelCacheError);
+    for (const f of ['config.json', 'sparse_linear.pt', 'model.onnx', 'tokenizer.model', 'model.safetensors']) await expect(run(html, `http://h/m/${f}`, html.length)).rejects.toBeInstanceOf(ModelCacheError);
   });
   it('checks the zip signature of torch files and that JSON parses', async () => {
     const pt = fixture('sparse_linear.pt');

@@ -24,10 +24,7 @@ export const MODEL_CACHE_CHANNEL = 'm3web-model-cache';
 /** A downloaded model file failed validation, so it was not cached. */
 export class ModelCacheError extends M3Error {}
 
-export type CacheEvent =
-  | { type: 'stored'; url: string; bytes: number }
-  | { type: 'rejected'; url: string; error: string }
-  | { type: 'quota'; url: string; error: string };
+export type CacheEvent = { type: 'stored'; url: string; bytes: number } | { type: 'rejected'; url: string; error: string } | { type: 'quota'; url: string; error: string };
 
 export type FileFormat = 'safetensors' | 'zip' | 'onnx' | 'json' | 'other';
 
@@ -279,7 +276,14 @@ export async function deleteCachedModel(base: string): Promise<number> {
 export async function storeLocalModel(origin: string, name: string, files: { path: string; file: Blob }[], onProgress?: (done: number, total: number) => void): Promise<string> {
   const cache = await openCache();
   if (!cache) throw new ModelCacheError('this page has no Cache Storage (an insecure origin?)', { expected: 'a secure context', received: origin });
-  if (!files.some((f) => f.path === 'config.json')) throw new ModelCacheError('the folder has no config.json at its top level', { expected: 'a Hugging Face model folder', received: files.map((f) => f.path).slice(0, 5).join(', ') });
+  if (!files.some((f) => f.path === 'config.json'))
+    throw new ModelCacheError('the folder has no config.json at its top level', {
+      expected: 'a Hugging Face model folder',
+      received: files
+        .map((f) => f.path)
+        .slice(0, 5)
+        .join(', '),
+    });
   const base = `${origin}${LOCAL_MODELS_PATH}${encodeURIComponent(name)}/`;
   await deleteCachedModel(base);
   let done = 0;

@@ -36,7 +36,10 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'm3web-bin-'));
   const jobs: string[] = [];
   for (const f of FAMILIES) {
-    for (const [suffix, shards] of [['bin', 1], ['bin-sharded', 3]] as const) {
+    for (const [suffix, shards] of [
+      ['bin', 1],
+      ['bin-sharded', 3],
+    ] as const) {
       const out = join(tmp, `${f}-${suffix}`);
       cpSync(resolve(MODELS_DIR, f), out, { recursive: true, filter: (src) => !src.endsWith('.safetensors') });
       jobs.push(resolve(MODELS_DIR, f), out, String(shards));

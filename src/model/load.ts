@@ -12,9 +12,7 @@ import { streamTorchStateDict } from './torch-stream.ts';
 import { canonicalNames, canonicalPrefix, encoderWeightSpecs } from './weights.ts';
 
 /** Progress of a model load: bytes per file while downloading, then a final 'ready'. */
-export type LoadProgress =
-  | { phase: 'download'; file: string; loaded: number; total: number | null }
-  | { phase: 'ready'; files: string[]; bytes: number };
+export type LoadProgress = { phase: 'download'; file: string; loaded: number; total: number | null } | { phase: 'ready'; files: string[]; bytes: number };
 
 export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
@@ -127,7 +125,11 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
 
   const [configJson, tokenizerJson, tokenizerConfig] = await Promise.all([json('config.json', false), json('tokenizer.json', false), json('tokenizer_config.json', true)]);
   const config = parseConfig(configJson);
-  const modules = await loadModuleStack(config.hidden_size, (file) => json(file, true), (file) => fetchModelFile(source, file, { kind: 'binary', optional: true, signal, fetchImpl, headers }));
+  const modules = await loadModuleStack(
+    config.hidden_size,
+    (file) => json(file, true),
+    (file) => fetchModelFile(source, file, { kind: 'binary', optional: true, signal, fetchImpl, headers }),
+  );
   const tokenizer = new TextTokenizer(tokenizerJson, tokenizerConfig);
 
   // Weights: the first layout present, one file or shards; each file is parsed while it streams in.
@@ -153,6 +155,8 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
     const it = tensors[Symbol.asyncIterator]();
     for (let r = await it.next(); !r.done; r = await it.next()) {
       await take(r.value.name, r.value.tensor);
+      // Drop this iteration's tensor before awaiting the next, so a consumer that released it lets it be collected.
+      // eslint-disable-next-line no-useless-assignment
       r = { done: false, value: { name: '', tensor: EMPTY_TENSOR } };
     }
   };

@@ -127,7 +127,9 @@ async function loadDense(path: string, json: JsonFetcher, binary: BinaryFetcher)
   const out_features = int('out_features');
   const hasBias = cfg.bias === undefined ? true : cfg.bias === true;
   // sentence-transformers' Dense defaults to Tanh when no activation is saved.
-  const actName = String(cfg.activation_function ?? 'torch.nn.modules.activation.Tanh').split('.').pop()!;
+  const actName = String(cfg.activation_function ?? 'torch.nn.modules.activation.Tanh')
+    .split('.')
+    .pop()!;
   const activation = ACTIVATIONS[actName];
   if (!activation) throw new UnsupportedModelError(`Dense module ${path} uses an activation m3web does not run`, { expected: Object.keys(ACTIVATIONS).join(', '), received: cfg.activation_function });
   // Newer sentence-transformers save model.safetensors, older ones pytorch_model.bin (keys linear.weight, linear.bias).

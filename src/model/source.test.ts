@@ -122,22 +122,16 @@ describe('resolveModelSource', () => {
     expect(m3.kind).toBe('hub');
     expect(m3.url('config.json')).toBe('https://huggingface.co/BAAI/bge-m3/resolve/main/config.json');
     expect(m3.url('onnx/model.onnx')).toBe('https://huggingface.co/BAAI/bge-m3/resolve/main/onnx/model.onnx');
-    expect(resolveModelSource('sentence-transformers/all-MiniLM-L6-v2').url('tokenizer.json')).toBe(
-      'https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json',
-    );
+    expect(resolveModelSource('sentence-transformers/all-MiniLM-L6-v2').url('tokenizer.json')).toBe('https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json');
     // A revision is one path segment on the hub.
-    expect(resolveModelSource({ hubId: 'a/b', revision: 'refs/pr/1', endpoint: 'https://mirror.example/' }).url('x.json')).toBe(
-      'https://mirror.example/a/b/resolve/refs%2Fpr%2F1/x.json',
-    );
+    expect(resolveModelSource({ hubId: 'a/b', revision: 'refs/pr/1', endpoint: 'https://mirror.example/' }).url('x.json')).toBe('https://mirror.example/a/b/resolve/refs%2Fpr%2F1/x.json');
     expect(m3.describe()).toContain('BAAI/bge-m3');
   });
 
   it('builds base-URL URLs exactly, with or without the trailing slash', () => {
     expect(dev.url('config.json')).toBe(`${origin}/models/tiny/config.json`);
     expect(resolveModelSource(`${origin}/models/tiny/`).url('config.json')).toBe(`${origin}/models/tiny/config.json`);
-    expect(resolveModelSource({ baseUrl: 'http://127.0.0.1:5173/models/bert-tiny/' }).url('model.safetensors')).toBe(
-      'http://127.0.0.1:5173/models/bert-tiny/model.safetensors',
-    );
+    expect(resolveModelSource({ baseUrl: 'http://127.0.0.1:5173/models/bert-tiny/' }).url('model.safetensors')).toBe('http://127.0.0.1:5173/models/bert-tiny/model.safetensors');
     expect(dev.kind).toBe('url');
     expect(dev.id).toBe(`${origin}/models/tiny/`);
   });
@@ -155,9 +149,24 @@ describe('resolveModelSource', () => {
 
   it('rejects invalid specs with InvalidInputError', () => {
     const bad: unknown[] = [
-      '', 'bert', 'a/b/c', 'org/name/', '../x/y', 'ftp://host/models/', 'localhost:5173/models', 'http://',
-      42, null, undefined, {}, [], { hubId: 'nope' }, { hubId: 'a/b', revision: '' }, { baseUrl: 1 },
-      { hubId: 'a/b', baseUrl: 'http://x/' }, { hubId: 'a/b', endpoint: 'not a url' },
+      '',
+      'bert',
+      'a/b/c',
+      'org/name/',
+      '../x/y',
+      'ftp://host/models/',
+      'localhost:5173/models',
+      'http://',
+      42,
+      null,
+      undefined,
+      {},
+      [],
+      { hubId: 'nope' },
+      { hubId: 'a/b', revision: '' },
+      { baseUrl: 1 },
+      { hubId: 'a/b', baseUrl: 'http://x/' },
+      { hubId: 'a/b', endpoint: 'not a url' },
     ];
     for (const spec of bad) {
       expect(() => resolveModelSource(spec as never), JSON.stringify(spec)).toThrow(InvalidInputError);
@@ -253,7 +262,13 @@ describe('fetchModelFile', () => {
     const ctl = new AbortController();
     let calls = 0;
     const err = await rejection(
-      fetchModelFile(hub, 'slow.bin', { kind: 'binary', signal: ctl.signal, onProgress: (loaded) => { if (loaded > 0 && ++calls === 2) ctl.abort(); } }),
+      fetchModelFile(hub, 'slow.bin', {
+        kind: 'binary',
+        signal: ctl.signal,
+        onProgress: (loaded) => {
+          if (loaded > 0 && ++calls === 2) ctl.abort();
+        },
+      }),
     );
     expect(err).not.toBeInstanceOf(ModelFetchError);
     expect((err as Error).name).toBe('AbortError');
@@ -298,7 +313,11 @@ describe('openModelStream', () => {
     const reader = opened!.stream.getReader();
     expect((await reader.read()).done).toBe(false);
     ctl.abort();
-    const err = await rejection((async () => { for (;;) if ((await reader.read()).done) return; })());
+    const err = await rejection(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return;
+      })(),
+    );
     expect((err as Error).name).toBe('AbortError');
   });
 });

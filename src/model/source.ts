@@ -17,11 +17,7 @@ export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 export const DEFAULT_HUB_REVISION = 'main';
 
 /** What `resolveModelSource` accepts. */
-export type ModelSourceSpec =
-  | string
-  | { baseUrl: string; subfolder?: string }
-  | { hubId: string; revision?: string; endpoint?: string; subfolder?: string }
-  | ModelSource;
+export type ModelSourceSpec = string | { baseUrl: string; subfolder?: string } | { hubId: string; revision?: string; endpoint?: string; subfolder?: string } | ModelSource;
 
 interface ModelSourceBase {
   /** Stable identity, fit for cache keys: `org/name@revision` (hub) or the absolute base URL (url). */
@@ -54,9 +50,7 @@ export interface UrlModelSource extends ModelSourceBase {
  */
 export type ModelSource = HubModelSource | UrlModelSource;
 
-const ACCEPTED_FORMS =
-  "a base URL ('https://host/models/x/', '/models/x', './models/x'), a Hugging Face id ('org/name'), " +
-  '{ baseUrl, subfolder? }, or { hubId, revision?, endpoint?, subfolder? }';
+const ACCEPTED_FORMS = "a base URL ('https://host/models/x/', '/models/x', './models/x'), a Hugging Face id ('org/name'), " + '{ baseUrl, subfolder? }, or { hubId, revision?, endpoint?, subfolder? }';
 
 // Hub repo ids: exactly one slash, each part starting with a letter/digit/underscore, then
 // letters, digits, '_', '.', '-'. No scheme and no leading '/' or '.', so relative URLs are never
@@ -81,10 +75,8 @@ export function resolveModelSource(spec: ModelSourceSpec): ModelSource {
     if (typeof o.baseUrl === 'string' && !('hubId' in o)) return urlSource(subfolder ? `${o.baseUrl.replace(/\/+$/, '')}/${subfolder}/` : o.baseUrl);
     if (typeof o.hubId === 'string' && !('baseUrl' in o)) {
       if (!isHubId(o.hubId)) throw new InvalidInputError('model source: hubId must look like "org/name"', { received: o.hubId });
-      if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === ''))
-        throw new InvalidInputError('model source: revision must be a non-empty string', { received: o.revision });
-      if (o.endpoint !== undefined && typeof o.endpoint !== 'string')
-        throw new InvalidInputError('model source: endpoint must be a string', { received: o.endpoint });
+      if (o.revision !== undefined && (typeof o.revision !== 'string' || o.revision === '')) throw new InvalidInputError('model source: revision must be a non-empty string', { received: o.revision });
+      if (o.endpoint !== undefined && typeof o.endpoint !== 'string') throw new InvalidInputError('model source: endpoint must be a string', { received: o.endpoint });
       const endpoint = parseAbsolute((o.endpoint as string | undefined) ?? DEFAULT_HUB_ENDPOINT, 'endpoint').href.replace(/\/+$/, '');
       return hubSource(o.hubId, (o.revision as string | undefined) ?? DEFAULT_HUB_REVISION, endpoint, subfolder);
     }
@@ -144,15 +136,13 @@ function parseAbsolute(raw: string, what: string): URL {
     throw new InvalidInputError(`model source: ${what} is ${why}`, { expected: 'an absolute http(s) URL', received: raw, cause });
   }
   // Only http(s): fetch in Node has no file:, and 'localhost:5173/x' would otherwise parse with scheme 'localhost:'.
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    throw new InvalidInputError(`model source: ${what} must use http or https`, { received: raw });
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidInputError(`model source: ${what} must use http or https`, { received: raw });
   return u;
 }
 
 /** Files are repository-relative paths ('config.json', 'onnx/model.onnx'); each segment is percent-encoded. */
 function encodeFile(file: string): string {
-  if (typeof file !== 'string' || file === '' || file.startsWith('/') || HAS_SCHEME.test(file) ||
-      file.split('/').some((s) => s === '' || s === '.' || s === '..'))
+  if (typeof file !== 'string' || file === '' || file.startsWith('/') || HAS_SCHEME.test(file) || file.split('/').some((s) => s === '' || s === '.' || s === '..'))
     throw new InvalidInputError('model file name must be a relative path inside the model folder', { received: file });
   return file.split('/').map(encodeURIComponent).join('/');
 }
@@ -162,7 +152,11 @@ function encodeFile(file: string): string {
 
 export type ModelFileKind = 'json' | 'binary' | 'text';
 // Uint8Array<ArrayBuffer> (never shared/resizable): what GPUQueue.writeBuffer accepts under TS 5.9's DOM types.
-interface KindResult { json: unknown; binary: Uint8Array<ArrayBuffer>; text: string }
+interface KindResult {
+  json: unknown;
+  binary: Uint8Array<ArrayBuffer>;
+  text: string;
+}
 
 export interface ModelStreamOptions {
   /** A 404 resolves null instead of throwing. */
@@ -239,10 +233,7 @@ async function open(source: ModelSource, file: string, opts: ModelStreamOptions,
     const code = res.headers.get('x-error-code');
     await res.body?.cancel().catch(() => {}); // free the connection
     if (res.status === 404 && opts.optional && (code === null || code === 'EntryNotFound')) return null;
-    const hint =
-      res.status === 404 ? 'not found' :
-      res.status === 401 || res.status === 403 ? 'access denied: the repository is missing, private or gated' :
-      res.statusText || 'request failed';
+    const hint = res.status === 404 ? 'not found' : res.status === 401 || res.status === 403 ? 'access denied: the repository is missing, private or gated' : res.statusText || 'request failed';
     if (res.status === 401 || res.status === 403) {
       const sent = opts.headers && Object.keys(opts.headers).some((h) => h.toLowerCase() === 'authorization');
       throw new ModelAccessError(`HTTP ${res.status} fetching model file "${file}" (${hint}${code ? `, ${code}` : ''}): the repository needs a token with access`, url, {
@@ -280,17 +271,17 @@ const SNIFF_BYTES = 512;
  * into ModelFetchError and aborts into the signal's reason. A pull source (rather than pipeThrough)
  * so that upstream errors can be translated, not just forwarded.
  */
-function checkedStream(
-  body: ReadableStream<Uint8Array>,
-  ctx: { file: string; url: string; what: string; total: number | null; signal?: AbortSignal; onProgress?: (loaded: number, total: number | null) => void },
-): ReadableStream<Uint8Array> {
+function checkedStream(body: ReadableStream<Uint8Array>, ctx: { file: string; url: string; what: string; total: number | null; signal?: AbortSignal; onProgress?: (loaded: number, total: number | null) => void }): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let loaded = 0;
   let sniffed = false;
   let head: Uint8Array[] = []; // held back until the first bytes have been checked
 
   const flushHead = (controller: ReadableStreamDefaultController<Uint8Array>, final: boolean): void => {
-    const bytes = concat(head, head.reduce((n, c) => n + c.length, 0));
+    const bytes = concat(
+      head,
+      head.reduce((n, c) => n + c.length, 0),
+    );
     const verdict = sniffHtml(bytes, final);
     if (verdict === 'undecided') return;
     if (verdict === 'html') throw htmlError(ctx.file, ctx.url, ctx.what);
@@ -299,40 +290,42 @@ function checkedStream(
     if (bytes.length) controller.enqueue(bytes);
   };
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            if (!sniffed) flushHead(controller, true);
-            if (ctx.total !== null && loaded < ctx.total)
-              throw new ModelFetchError(`model file "${ctx.file}" was truncated: received ${loaded} of ${ctx.total} bytes`, ctx.url);
-            controller.close();
-            return;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) {
+              if (!sniffed) flushHead(controller, true);
+              if (ctx.total !== null && loaded < ctx.total) throw new ModelFetchError(`model file "${ctx.file}" was truncated: received ${loaded} of ${ctx.total} bytes`, ctx.url);
+              controller.close();
+              return;
+            }
+            if (!value.length) continue;
+            loaded += value.length;
+            ctx.onProgress?.(loaded, ctx.total !== null && loaded <= ctx.total ? ctx.total : null);
+            if (sniffed) {
+              controller.enqueue(value);
+              return;
+            }
+            head.push(value);
+            flushHead(controller, false);
+            if (sniffed) return;
           }
-          if (!value.length) continue;
-          loaded += value.length;
-          ctx.onProgress?.(loaded, ctx.total !== null && loaded <= ctx.total ? ctx.total : null);
-          if (sniffed) {
-            controller.enqueue(value);
-            return;
-          }
-          head.push(value);
-          flushHead(controller, false);
-          if (sniffed) return;
+        } catch (err) {
+          const reason = abortReason(ctx.signal);
+          const error = reason ?? (err instanceof ModelFetchError ? err : new ModelFetchError(`network error while downloading model file "${ctx.file}"`, ctx.url, { cause: err }));
+          reader.cancel(error).catch(() => {});
+          controller.error(error);
         }
-      } catch (err) {
-        const reason = abortReason(ctx.signal);
-        const error = reason ?? (err instanceof ModelFetchError ? err : new ModelFetchError(`network error while downloading model file "${ctx.file}"`, ctx.url, { cause: err }));
-        reader.cancel(error).catch(() => {});
-        controller.error(error);
-      }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
     },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 }); // pull only when the consumer asks: no hidden read-ahead beyond fetch's own
+    { highWaterMark: 0 },
+  ); // pull only when the consumer asks: no hidden read-ahead beyond fetch's own
 }
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
@@ -380,10 +373,7 @@ function sniffHtml(bytes: Uint8Array, final: boolean): 'html' | 'ok' | 'undecide
 }
 
 function htmlError(file: string, url: string, what: string): ModelFetchError {
-  return new ModelFetchError(
-    `model file "${file}": expected ${what}, received an HTML page (a dev server answering a missing file with index.html?)`,
-    url,
-  );
+  return new ModelFetchError(`model file "${file}": expected ${what}, received an HTML page (a dev server answering a missing file with index.html?)`, url);
 }
 
 /** The error to surface when the signal fired: its reason, or a standard AbortError. */

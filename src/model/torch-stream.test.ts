@@ -91,12 +91,13 @@ describe('streamTorchStateDict', () => {
 
   it('shares one storage between the tensors that view it (no copy) and skips int64 buffers, reporting them', async () => {
     const storage = new Uint8Array(Float32Array.from([1, 2, 3, 4, 5, 6]).buffer);
-    const pkl = new PickleBuilder().orderedDict().mark()
-      .str('x').tensor('FloatStorage', '0', 6, [2, 2]).put(1)
-      .str('y').tensor('FloatStorage', '0', 6, [2], 4)
-      .str('embeddings.position_ids').tensor('LongStorage', '1', 3, [1, 3])
-      .op(0x75).stop();
-    const zip = writeTorchZip('archive', [['data.pkl', pkl], ['data/0', storage], ['data/1', new Uint8Array(24)], ['version', new TextEncoder().encode('3\n')]]);
+    const pkl = new PickleBuilder().orderedDict().mark().str('x').tensor('FloatStorage', '0', 6, [2, 2]).put(1).str('y').tensor('FloatStorage', '0', 6, [2], 4).str('embeddings.position_ids').tensor('LongStorage', '1', 3, [1, 3]).op(0x75).stop();
+    const zip = writeTorchZip('archive', [
+      ['data.pkl', pkl],
+      ['data/0', storage],
+      ['data/1', new Uint8Array(24)],
+      ['version', new TextEncoder().encode('3\n')],
+    ]);
     const skipped: string[] = [];
     const got = await collect(streamTorchStateDict(chunked(zip, 7), { onSkipped: (n, cls) => skipped.push(`${n}:${cls}`) }));
     expect(got.map((g) => g.name)).toEqual(['x', 'y']);
@@ -109,7 +110,10 @@ describe('streamTorchStateDict', () => {
     const n = 65536; // 256 KiB of f32
     const b = new PickleBuilder().orderedDict().mark().str('k0').tensor('FloatStorage', '0', n, [n]).put(1);
     for (let i = 1; i < 400; i++) b.str(`k${i}`).get(1);
-    const zip = writeTorchZip('archive', [['data.pkl', b.op(0x75).stop()], ['data/0', new Uint8Array(n * 4)]]);
+    const zip = writeTorchZip('archive', [
+      ['data.pkl', b.op(0x75).stop()],
+      ['data/0', new Uint8Array(n * 4)],
+    ]);
     const e = await rejection(collect(streamTorchStateDict(chunked(zip, 1 << 16))));
     expect(e).toBeInstanceOf(ModelFormatError);
     expect((e as Error).message).toMatch(/more tensor bytes than it could hold/);

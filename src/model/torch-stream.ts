@@ -75,10 +75,10 @@ export async function* streamTorchStateDict(stream: ReadableStream<Uint8Array>, 
       if (s === SIG_CENTRAL || s === SIG_EOCD || s === SIG_ZIP64_EOCD) break;
       if (s !== SIG_LOCAL) {
         const legacy = q.position === 0 && sig[0] === 0x80 && sig[1] <= 5;
-        throw new ModelFormatError(
-          legacy ? 'torch file uses the legacy (pre-1.6, non-zip) torch.save format, which is not supported; re-save it with a current torch' : 'torch zip stream: expected a local file header',
-          { expected: 'signature PK\\x03\\x04', received: `0x${s.toString(16)} at offset ${q.position}` },
-        );
+        throw new ModelFormatError(legacy ? 'torch file uses the legacy (pre-1.6, non-zip) torch.save format, which is not supported; re-save it with a current torch' : 'torch zip stream: expected a local file header', {
+          expected: 'signature PK\\x03\\x04',
+          received: `0x${s.toString(16)} at offset ${q.position}`,
+        });
       }
       const h = await q.need(30, 'a local file header');
       const flags = u16(h, 6);
@@ -186,7 +186,7 @@ function crcError(name: string, want: number, got: number): ModelFormatError {
 
 /** Uncompressed size from a local header's ZIP64 extra field (id 0x0001: size, then compressed size). */
 function zip64Size(extra: Uint8Array, name: string): number {
-  for (let x = 0; x + 4 <= extra.byteLength; ) {
+  for (let x = 0; x + 4 <= extra.byteLength;) {
     const id = u16(extra, x);
     const len = u16(extra, x + 2);
     if (id === 0x0001 && len >= 16 && x + 4 + len <= extra.byteLength) {
@@ -225,7 +225,7 @@ async function scanToDescriptor(q: ByteQueue, name: string): Promise<{ data: Uin
   let len = 0;
   let crc = 0;
   let crcAt = 0;
-  for (let p = 0; ; ) {
+  for (let p = 0; ;) {
     // Candidate descriptor at p needs 16 bytes (4-byte sizes) or 24 (ZIP64).
     while (len < p + 24 && !q.done) {
       await q.fill(1);

@@ -230,7 +230,10 @@ describe('readTorchStateDict rejects malformed input with ModelFormatError', () 
   const withPickle = (...ops: (number | string)[]) => {
     const bytes: number[] = [];
     for (const op of ops) typeof op === 'number' ? bytes.push(op) : bytes.push(...new TextEncoder().encode(op));
-    return writeTorchZip('archive', [['data.pkl', Uint8Array.from(bytes)], ['version', new TextEncoder().encode('3\n')]]);
+    return writeTorchZip('archive', [
+      ['data.pkl', Uint8Array.from(bytes)],
+      ['version', new TextEncoder().encode('3\n')],
+    ]);
   };
 
   it('truncated file', () => {

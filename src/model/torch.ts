@@ -36,7 +36,6 @@ import { parseStoragePid, PyDict, TensorRef, Unpickler, type StorageRef } from '
 import { numel, type RawTensor } from './tensor.ts';
 import { entryPayload, readZipDirectory } from './zip.ts';
 
-
 /** Tensor bytes may total at most this many times the file's bytes (tied weights share a storage: 2× is legitimate). */
 export const AMPLIFICATION_LIMIT = 4;
 /** ...plus this much, so tiny files with a few shared views stay readable. */
@@ -179,7 +178,10 @@ function readTorchStateDictUnchecked(bytes: Uint8Array, opts: TorchReadOptions):
   if (!pkl) {
     throw new ModelFormatError('torch zip has no data.pkl', {
       expected: `${prefix}data.pkl`,
-      received: entries.slice(0, 8).map((e) => e.name).join(', '),
+      received: entries
+        .slice(0, 8)
+        .map((e) => e.name)
+        .join(', '),
     });
   }
   checkByteorder(record('byteorder'));

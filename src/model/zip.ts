@@ -66,9 +66,7 @@ export function readZipDirectory(bytes: Uint8Array): ZipEntry[] {
   if (eocd < 0) {
     const legacyPickle = bytes.byteLength >= 2 && bytes[0] === 0x80 && bytes[1] <= 5;
     throw new ModelFormatError(
-      legacyPickle
-        ? 'torch file uses the legacy (pre-1.6, non-zip) torch.save format, which is not supported; re-save it with a current torch'
-        : 'not a torch zip archive: no ZIP end-of-central-directory record (file truncated or not a .pt/.pth zip)',
+      legacyPickle ? 'torch file uses the legacy (pre-1.6, non-zip) torch.save format, which is not supported; re-save it with a current torch' : 'not a torch zip archive: no ZIP end-of-central-directory record (file truncated or not a .pt/.pth zip)',
       { expected: 'a ZIP archive ending in PK\\x05\\x06', received: `${bytes.byteLength} bytes starting ${hexPrefix(bytes)}` },
     );
   }
@@ -114,7 +112,7 @@ export function readZipDirectory(bytes: Uint8Array): ZipEntry[] {
     // ZIP64 extended information extra field (id 0x0001): 8-byte values for each 32-bit field set to 0xFFFFFFFF,
     // in the order uncompressed size, compressed size, local header offset.
     const extraEnd = at + 46 + nameLen + extraLen;
-    for (let x = at + 46 + nameLen; x + 4 <= extraEnd; ) {
+    for (let x = at + 46 + nameLen; x + 4 <= extraEnd;) {
       const id = view.getUint16(x, true);
       const len = view.getUint16(x + 2, true);
       if (x + 4 + len > extraEnd) throw new ModelFormatError('torch zip: an extra field runs past its entry', { expected: `<= ${extraEnd - x - 4} bytes`, received: len });

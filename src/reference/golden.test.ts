@@ -41,13 +41,23 @@ describe.each(fixtures)('CPU reference vs PyTorch goldens: %s', (fixture) => {
   it('matches the exit hidden states and pooled embeddings at every exit and every golden dims', () => {
     const rows = results.get(fixture)!.rows.filter((r) => r.output === 'exit' || r.output === 'pooled');
     expect(new Set(rows.filter((r) => r.output === 'exit').map((r) => r.layers))).toEqual(new Set(Array.from({ length: L }, (_, i) => i + 1)));
-    expect(rows.filter((r) => r.output === 'pooled' && r.layers === L).map((r) => r.dims).sort((a, b) => a - b)).toEqual(Object.keys(golden.cases[0].pooled_dims).map(Number).sort((a, b) => a - b));
+    expect(
+      rows
+        .filter((r) => r.output === 'pooled' && r.layers === L)
+        .map((r) => r.dims)
+        .sort((a, b) => a - b),
+    ).toEqual(
+      Object.keys(golden.cases[0].pooled_dims)
+        .map(Number)
+        .sort((a, b) => a - b),
+    );
     for (const r of rows) expect(r.max_abs, `${r.output} layers=${r.layers} dims=${r.dims}`).toBeLessThanOrEqual(TOL);
   });
 
-  if (golden.bge_m3) it('matches bge-m3 dense, sparse and ColBERT outputs at the full depth and an early exit', () => {
-    const rows = results.get(fixture)!.rows.filter((r) => ['dense', 'sparse', 'colbert'].includes(r.output));
-    expect(rows).toHaveLength(6);
-    for (const r of rows) expect(r.max_abs, `${r.output} layers=${r.layers}`).toBeLessThanOrEqual(TOL);
-  });
+  if (golden.bge_m3)
+    it('matches bge-m3 dense, sparse and ColBERT outputs at the full depth and an early exit', () => {
+      const rows = results.get(fixture)!.rows.filter((r) => ['dense', 'sparse', 'colbert'].includes(r.output));
+      expect(rows).toHaveLength(6);
+      for (const r of rows) expect(r.max_abs, `${r.output} layers=${r.layers}`).toBeLessThanOrEqual(TOL);
+    });
 });

@@ -82,7 +82,17 @@ export class ReferenceEncoder {
    * O(maxBatchTokens · H) whatever the call holds.
    */
   private batched(ids: Int32Array[], each: (batch: EncoderBatch, rows: number[]) => void): void {
-    for (const rows of planBatches(ids.map((s) => s.length), this.maxBatchTokens)) each(padBatch(rows.map((i) => ids[i]), this.model.tokenizer.padId), rows);
+    for (const rows of planBatches(
+      ids.map((s) => s.length),
+      this.maxBatchTokens,
+    ))
+      each(
+        padBatch(
+          rows.map((i) => ids[i]),
+          this.model.tokenizer.padId,
+        ),
+        rows,
+      );
   }
 
   embed(texts: readonly string[], options: EmbedOptions & { prompt?: string } = {}): ReferenceEmbedding {
@@ -97,9 +107,7 @@ export class ReferenceEncoder {
     this.batched(ids, (batch, rows) => {
       const { lastHidden } = this.forward(batch, o.layers);
       const lengths = rows.map((i) => ids[i].length);
-      const pooled = o.mcls
-        ? poolMcls(lastHidden, batch.inputIds, lengths, batch.B, batch.T, H, batch.inputIds[0])
-        : pool(lastHidden, batch.attentionMask, batch.B, batch.T, H, o.pooling);
+      const pooled = o.mcls ? poolMcls(lastHidden, batch.inputIds, lengths, batch.B, batch.T, H, batch.inputIds[0]) : pool(lastHidden, batch.attentionMask, batch.B, batch.T, H, o.pooling);
       const [x, W] = dense.length ? [denseStack(pooled, batch.B, dense), dense[dense.length - 1].out_features] : [pooled, H];
       const e = truncateAndNormalize(x, batch.B, W, { dims: o.dims, normalize: o.normalize, layerNormBeforeTruncate: o.layerNormBeforeTruncate });
       rows.forEach((i, r) => embeddings.set(e.subarray(r * o.dims, (r + 1) * o.dims), i * o.dims));

@@ -66,7 +66,7 @@ export function erf(x: number): number {
   }
   // Continued fraction for erfc (Numerical Recipes / Lentz), accurate for |x| >= 2.5.
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
 }

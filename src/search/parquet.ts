@@ -40,7 +40,10 @@ export async function toParquet(index: SemanticIndex): Promise<Uint8Array> {
   const n = c.ids.length;
   const cols: Record<string, arrow.Vector> = {
     id: arrow.vectorFromArray(c.ids, new arrow.Utf8()),
-    meta: arrow.vectorFromArray(c.meta.map((m) => JSON.stringify(m ?? null)), new arrow.Utf8()),
+    meta: arrow.vectorFromArray(
+      c.meta.map((m) => JSON.stringify(m ?? null)),
+      new arrow.Utf8(),
+    ),
   };
   if (c.dense) cols.dense = arrow.makeVector(fixedList(c.dense, index.header.dims));
   if (c.sparse) {
@@ -64,6 +67,9 @@ export async function toParquet(index: SemanticIndex): Promise<Uint8Array> {
   }
   const table = new arrow.Table(cols);
   const pq = await parquetWasm();
-  const props = new pq.WriterPropertiesBuilder().setCompression(pq.Compression.ZSTD).setKeyValueMetadata(new Map([['m3web', JSON.stringify(index.header)]])).build();
+  const props = new pq.WriterPropertiesBuilder()
+    .setCompression(pq.Compression.ZSTD)
+    .setKeyValueMetadata(new Map([['m3web', JSON.stringify(index.header)]]))
+    .build();
   return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);
 }

@@ -92,8 +92,14 @@ describe('open without repeating the stored settings', () => {
     const back = await SemanticIndex.open(await openDirStore(dir), { modelId: 'hash-v1' });
     expect(back.stats()).toMatchObject({ count: 20, dims: 32, storage: 'int8', outputs: ['dense', 'sparse'], layers: 3 });
     const progress: number[] = [];
-    const e = await hashEmbedder().embed(corpus.map((c) => c.text), { dims: 32 }); // precomputed: this index has no embedder
-    await back.add(corpus.map(({ id }, i) => ({ id, dense: e.embeddings.subarray(i * 32, (i + 1) * 32), sparse: e.sparse![i] })), { chunkSize: 40, onProgress: (p) => progress.push(p.done) });
+    const e = await hashEmbedder().embed(
+      corpus.map((c) => c.text),
+      { dims: 32 },
+    ); // precomputed: this index has no embedder
+    await back.add(
+      corpus.map(({ id }, i) => ({ id, dense: e.embeddings.subarray(i * 32, (i + 1) * 32), sparse: e.sparse![i] })),
+      { chunkSize: 40, onProgress: (p) => progress.push(p.done) },
+    );
     expect(progress).toEqual([0, 40, 80]);
     expect(back.stats()).toMatchObject({ count: 100, persisted: { chunks: 4 } });
   });

@@ -88,10 +88,20 @@ export class Rows {
     if (c) {
       const codes = Array.from(rows, (r) => c.codes(r));
       sections['colbert.counts'] = Uint32Array.from(codes, (x) => x.count);
-      if (c.storage === 'f32') sections['colbert.f32'] = concat(codes.map((x) => x.f32!), Float32Array);
+      if (c.storage === 'f32')
+        sections['colbert.f32'] = concat(
+          codes.map((x) => x.f32!),
+          Float32Array,
+        );
       else {
-        sections['colbert.i8'] = concat(codes.map((x) => x.i8!), Int8Array);
-        sections['colbert.scale'] = concat(codes.map((x) => x.scale!), Float32Array);
+        sections['colbert.i8'] = concat(
+          codes.map((x) => x.i8!),
+          Int8Array,
+        );
+        sections['colbert.scale'] = concat(
+          codes.map((x) => x.scale!),
+          Float32Array,
+        );
       }
     }
     return { header: h, count: m, sections };

@@ -44,28 +44,83 @@ describe('batchDenseScores', () => {
 describe('lexicalMatchingScore', () => {
   it('sums w_q·w_p over shared ids', () => {
     // {3: 0.5, 7: 0.2} vs {7: 0.5, 9: 1}: only id 7 is shared → 0.2 · 0.5 = 0.1
-    expect(lexicalMatchingScore(sparse([[3, 0.5], [7, 0.2]]), sparse([[7, 0.5], [9, 1]]))).toBeCloseTo(0.1, P);
+    expect(
+      lexicalMatchingScore(
+        sparse([
+          [3, 0.5],
+          [7, 0.2],
+        ]),
+        sparse([
+          [7, 0.5],
+          [9, 1],
+        ]),
+      ),
+    ).toBeCloseTo(0.1, P);
     // {1: 1, 2: 2, 5: 3} vs {2: 4, 5: 0.5, 8: 1}: 2·4 + 3·0.5 = 9.5 (exact)
-    const a = sparse([[1, 1], [2, 2], [5, 3]]);
-    const b = sparse([[2, 4], [5, 0.5], [8, 1]]);
+    const a = sparse([
+      [1, 1],
+      [2, 2],
+      [5, 3],
+    ]);
+    const b = sparse([
+      [2, 4],
+      [5, 0.5],
+      [8, 1],
+    ]);
     expect(lexicalMatchingScore(a, b)).toBe(9.5);
     expect(lexicalMatchingScore(b, a)).toBe(9.5);
   });
 
   it('is 0 for disjoint or empty vectors', () => {
-    expect(lexicalMatchingScore(sparse([[1, 1], [4, 1]]), sparse([[2, 1], [3, 1], [5, 1]]))).toBe(0);
+    expect(
+      lexicalMatchingScore(
+        sparse([
+          [1, 1],
+          [4, 1],
+        ]),
+        sparse([
+          [2, 1],
+          [3, 1],
+          [5, 1],
+        ]),
+      ),
+    ).toBe(0);
     expect(lexicalMatchingScore(sparse([]), sparse([[2, 1]]))).toBe(0);
     expect(lexicalMatchingScore(sparse([]), sparse([]))).toBe(0);
   });
 
   it('handles ids beyond 2^31', () => {
     // 4_000_000_000 fits Uint32; 0.5 · 0.25 = 0.125 (exact)
-    expect(lexicalMatchingScore(sparse([[7, 1], [4_000_000_000, 0.5]]), sparse([[4_000_000_000, 0.25]]))).toBe(0.125);
+    expect(
+      lexicalMatchingScore(
+        sparse([
+          [7, 1],
+          [4_000_000_000, 0.5],
+        ]),
+        sparse([[4_000_000_000, 0.25]]),
+      ),
+    ).toBe(0.125);
   });
 
   it('rejects unsorted or duplicate ids and ids/weights length mismatch', () => {
-    expect(() => lexicalMatchingScore(sparse([[7, 1], [3, 1]]), sparse([[3, 1]]))).toThrow(InvalidInputError);
-    expect(() => lexicalMatchingScore(sparse([[3, 1]]), sparse([[3, 1], [3, 2]]))).toThrow(InvalidInputError);
+    expect(() =>
+      lexicalMatchingScore(
+        sparse([
+          [7, 1],
+          [3, 1],
+        ]),
+        sparse([[3, 1]]),
+      ),
+    ).toThrow(InvalidInputError);
+    expect(() =>
+      lexicalMatchingScore(
+        sparse([[3, 1]]),
+        sparse([
+          [3, 1],
+          [3, 2],
+        ]),
+      ),
+    ).toThrow(InvalidInputError);
     const bad: SparseVector = { ids: Uint32Array.of(1, 2), weights: Float32Array.of(1) };
     expect(() => lexicalMatchingScore(bad, sparse([[1, 1]]))).toThrow(InvalidInputError);
   });
@@ -75,8 +130,15 @@ describe('colbertScore', () => {
   // Query vectors q1 = [1, 0], q2 = [0, 1]; passage vectors p1 = [0.6, 0.8], p2 = [0, 1], p3 = [-1, 0].
   // q1·p = 0.6, 0, -1 → max 0.6;  q2·p = 0.8, 1, 0 → max 1.
   // score = (0.6 + 1) / N_q = 1.6 / 2 = 0.8  (dividing by N_p = 3 would give 0.5333).
-  const q = colbert([[1, 0], [0, 1]]);
-  const p = colbert([[0.6, 0.8], [0, 1], [-1, 0]]);
+  const q = colbert([
+    [1, 0],
+    [0, 1],
+  ]);
+  const p = colbert([
+    [0.6, 0.8],
+    [0, 1],
+    [-1, 0],
+  ]);
 
   it('averages the per-query-vector max over the number of query vectors', () => {
     expect(colbertScore(q, p)).toBeCloseTo(0.8, P);
@@ -89,7 +151,15 @@ describe('colbertScore', () => {
 
   it('keeps negative maxima (no clamp at 0)', () => {
     // q = [1, 0] vs p = [-1, 0], [-0.5, -0.5]: dots -1, -0.5 → max -0.5 (exact)
-    expect(colbertScore(colbert([[1, 0]]), colbert([[-1, 0], [-0.5, -0.5]]))).toBe(-0.5);
+    expect(
+      colbertScore(
+        colbert([[1, 0]]),
+        colbert([
+          [-1, 0],
+          [-0.5, -0.5],
+        ]),
+      ),
+    ).toBe(-0.5);
   });
 
   it('rejects dim mismatch, bad shapes and empty sets', () => {
@@ -103,8 +173,29 @@ describe('colbertScore', () => {
 
 describe('computeScore', () => {
   // dense 0.6, sparse 0.1, colbert 0.8 (the examples above).
-  const query: M3Representation = { dense: f32([0.6, 0.8]), sparse: sparse([[3, 0.5], [7, 0.2]]), colbert: colbert([[1, 0], [0, 1]]) };
-  const passage: M3Representation = { dense: f32([1, 0]), sparse: sparse([[7, 0.5], [9, 1]]), colbert: colbert([[0.6, 0.8], [0, 1], [-1, 0]]) };
+  const query: M3Representation = {
+    dense: f32([0.6, 0.8]),
+    sparse: sparse([
+      [3, 0.5],
+      [7, 0.2],
+    ]),
+    colbert: colbert([
+      [1, 0],
+      [0, 1],
+    ]),
+  };
+  const passage: M3Representation = {
+    dense: f32([1, 0]),
+    sparse: sparse([
+      [7, 0.5],
+      [9, 1],
+    ]),
+    colbert: colbert([
+      [0.6, 0.8],
+      [0, 1],
+      [-1, 0],
+    ]),
+  };
 
   const expectScores = (got: M3Scores, want: M3Scores) => {
     expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
@@ -143,7 +234,12 @@ describe('computeScore', () => {
   });
 
   it('rejects invalid weights', () => {
-    for (const w of [[0, 0, 0], [-1, 1, 1], [1, Number.NaN, 1], [1, 1, Number.POSITIVE_INFINITY]] as [number, number, number][]) {
+    for (const w of [
+      [0, 0, 0],
+      [-1, 1, 1],
+      [1, Number.NaN, 1],
+      [1, 1, Number.POSITIVE_INFINITY],
+    ] as [number, number, number][]) {
       expect(() => computeScore(query, passage, w), String(w)).toThrow(InvalidInputError);
     }
     expect(() => computeScore(query, passage, [1, 1] as unknown as [number, number, number])).toThrow(InvalidInputError);

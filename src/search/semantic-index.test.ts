@@ -48,7 +48,11 @@ describe('dense', () => {
     for (let j = 0; j < 20; j++) {
       const q = row(queries, d, j);
       const hits = await idx.search({ dense: q }, { k: 10 });
-      ov += overlap(hits.map((h) => h.id), bruteDense(q, vectors, d, 10).map((i) => `d${i}`)) / 20;
+      ov +=
+        overlap(
+          hits.map((h) => h.id),
+          bruteDense(q, vectors, d, 10).map((i) => `d${i}`),
+        ) / 20;
       for (const h of hits) expect(Math.abs(h.score - denseScore(q, row(vectors, d, (h.meta as { i: number }).i)))).toBeLessThan(0.01);
     }
     console.log(`[search] int8 top-10 overlap with f32 over 20 random queries: ${ov.toFixed(3)}`);
@@ -68,7 +72,11 @@ describe('dense', () => {
       const q = near(row(centres, d, j), 0.6, r);
       const funnel = await idx.search({ dense: q }, { k: 10 }); // default: binary first pass, ×10 shortlist
       const truth = bruteDense(q, v, d, 10).map((i) => `d${i}`);
-      rec += overlap(funnel.map((h) => h.id), truth) / 20;
+      rec +=
+        overlap(
+          funnel.map((h) => h.id),
+          truth,
+        ) / 20;
       const all = await idx.search({ dense: q }, { k: 10, funnel: { first: 'binary', multiplier: n } });
       const int8 = await exact8.search({ dense: q }, { k: 10 });
       expect(all.map((h) => [h.id, h.score])).toEqual(int8.map((h) => [h.id, h.score]));
@@ -90,7 +98,12 @@ describe('dense', () => {
     const mi = await denseIndex(decay, d, 'f32');
     const qd = normalise(Float32Array.from(q, (x, i) => x * Math.exp(-i / 6)));
     const hits = await mi.search({ dense: qd }, { k: 10, funnel: { first: 'prefix', prefixDims: 16, multiplier: 10 } });
-    expect(overlap(hits.map((h) => h.id), bruteDense(qd, decay, d, 10).map((i) => `d${i}`))).toBeGreaterThanOrEqual(0.9);
+    expect(
+      overlap(
+        hits.map((h) => h.id),
+        bruteDense(qd, decay, d, 10).map((i) => `d${i}`),
+      ),
+    ).toBeGreaterThanOrEqual(0.9);
   });
 
   it('no hidden threshold: k results even when every score is negative; filter applies before top-k', async () => {
@@ -100,7 +113,12 @@ describe('dense', () => {
     expect(hits).toHaveLength(40);
     const odd = await idx.search({ dense: q }, { k: 10, filter: (m) => (m as { i: number }).i % 2 === 1 });
     expect(odd).toHaveLength(10);
-    expect(odd.map((h) => h.id)).toEqual(hits.filter((h) => (h.meta as { i: number }).i % 2 === 1).slice(0, 10).map((h) => h.id));
+    expect(odd.map((h) => h.id)).toEqual(
+      hits
+        .filter((h) => (h.meta as { i: number }).i % 2 === 1)
+        .slice(0, 10)
+        .map((h) => h.id),
+    );
   });
 
   it('remove: removed ids never come back, nor twice after many removals (compaction)', async () => {
@@ -114,7 +132,12 @@ describe('dense', () => {
     expect(idx.stats().count).toBe(1499);
     const hits = await idx.search({ dense: q }, { k: 10 });
     expect(hits.every((h) => (h.meta as { i: number }).i % 2 === 1)).toBe(true);
-    expect(hits.map((h) => h.id)).toEqual(bruteDense(q, vectors, d, 3000).filter((i) => i % 2 === 1 && `d${i}` !== before[0].id).slice(0, 10).map((i) => `d${i}`));
+    expect(hits.map((h) => h.id)).toEqual(
+      bruteDense(q, vectors, d, 3000)
+        .filter((i) => i % 2 === 1 && `d${i}` !== before[0].id)
+        .slice(0, 10)
+        .map((i) => `d${i}`),
+    );
   });
 });
 
@@ -126,7 +149,10 @@ describe('sparse, colbert, hybrid', () => {
     await idx.add(docs.map((x) => ({ id: x.id, sparse: x.sparse, meta: x.meta })));
     for (const q of queries) {
       const hits = await idx.search({ sparse: q.sparse }, { k: 10, mode: 'sparse' });
-      const brute = docs.map((x, i) => ({ i, s: lexicalMatchingScore(q.sparse!, x.sparse!) })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 10);
+      const brute = docs
+        .map((x, i) => ({ i, s: lexicalMatchingScore(q.sparse!, x.sparse!) }))
+        .sort((a, b) => b.s - a.s || a.i - b.i)
+        .slice(0, 10);
       expect(hits.map((h) => [h.id, h.score])).toEqual(brute.map((b) => [`d${b.i}`, b.s]));
     }
     const one = { ids: Uint32Array.of(docs[5].sparse!.ids[0]), weights: Float32Array.of(1) };
@@ -141,7 +167,10 @@ describe('sparse, colbert, hybrid', () => {
     for (const idx of [f32, i8]) await idx.add(docs.map((x) => ({ id: x.id, colbert: x.colbert, meta: x.meta })));
     expect(i8.stats().bytes.colbert).toBe((f32.stats().bytes.colbert / 32) * 12); // 8 int8 + one f32 scale per vector, vs 8 f32
     for (const q of queries) {
-      const brute = docs.map((x, i) => ({ i, s: colbertScore(q.colbert!, x.colbert!) })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 10);
+      const brute = docs
+        .map((x, i) => ({ i, s: colbertScore(q.colbert!, x.colbert!) }))
+        .sort((a, b) => b.s - a.s || a.i - b.i)
+        .slice(0, 10);
       const hits = await f32.search({ colbert: q.colbert }, { k: 10, mode: 'colbert' });
       expect(hits.map((h) => [h.id, h.score])).toEqual(brute.map((b) => [`d${b.i}`, b.s]));
       const approx = await i8.search({ colbert: q.colbert }, { k: 10, mode: 'colbert' });
@@ -166,7 +195,10 @@ describe('sparse, colbert, hybrid', () => {
       });
       // Without the ColBERT weight the combination is 'sparse+dense'.
       const sd = await idx.search(rep, { k: 5, mode: 'hybrid', weights: [1, 0.3, 0], shortlist: 80 });
-      const bsd = docs.map((x, i) => ({ i, s: computeScore(rep, { dense: x.dense!, sparse: x.sparse!, colbert: x.colbert! }, [1, 0.3, 0])['sparse+dense'] })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, 5);
+      const bsd = docs
+        .map((x, i) => ({ i, s: computeScore(rep, { dense: x.dense!, sparse: x.sparse!, colbert: x.colbert! }, [1, 0.3, 0])['sparse+dense'] }))
+        .sort((a, b) => b.s - a.s || a.i - b.i)
+        .slice(0, 5);
       expect(sd.map((h) => h.id)).toEqual(bsd.map((b) => `d${b.i}`));
       sd.forEach((h, j) => expect(h.score).toBeCloseTo(bsd[j].s, 12));
       expect(sd[0].scores.colbert).toBeNull();
@@ -180,7 +212,12 @@ describe('sparse, colbert, hybrid', () => {
     await expect(idx.search({ sparse: queries[0].sparse }, { mode: 'sparse' })).rejects.toThrow(/mode "sparse" needs an index with sparse weights/);
     await expect(idx.search({ dense: queries[0].dense }, { k: 0 })).rejects.toThrow(InvalidInputError);
     await expect(idx.search('text')).rejects.toThrow(/needs an index with an embedder/);
-    expect(() => idx.add([{ id: 'x', dense: new Float32Array(16) }, { id: 'x', dense: new Float32Array(16) }])).toThrow(/appears twice/);
+    expect(() =>
+      idx.add([
+        { id: 'x', dense: new Float32Array(16) },
+        { id: 'x', dense: new Float32Array(16) },
+      ]),
+    ).toThrow(/appears twice/);
     await expect(idx.add([{ id: 'y', dense: new Float32Array(9) }])).rejects.toThrow(IndexMismatchError);
     await expect(SemanticIndex.create({ storage: 'f16' as DenseStorage, dims: 4 }).then((i) => i.add([{ id: 'a', dense: new Float32Array(4) }]))).rejects.toThrow(InvalidInputError);
   });

@@ -20,7 +20,12 @@ const hasWat2wasm = (() => {
 })();
 
 describe('search SIMD kernels', () => {
-  for (const [d, n, p] of [[37, 33, 37], [256, 50, 256], [1024, 7, 100], [40, 1500, 16]]) {
+  for (const [d, n, p] of [
+    [37, 33, 37],
+    [256, 50, 256],
+    [1024, 7, 100],
+    [40, 1500, 16],
+  ]) {
     it(`dot_i8 and hamming equal plain loops: d=${d}, n=${n}, prefix ${p}, growing past the first reservation`, () => {
       const a = CodeArena.create(d, Math.ceil(d / 32), true)!;
       expect(a).not.toBeNull(); // Node 20 has WebAssembly SIMD

@@ -62,7 +62,7 @@ describe('huge texts: cut before tokenising without changing the kept tokens', (
     expect(cutPrefix('short', 10)).toEqual({ text: 'short', atSpace: true });
   });
 
-  it('a text past transformers.js\'s stack limit no longer throws a RangeError, and keeps the ids of its first part', () => {
+  it("a text past transformers.js's stack limit no longer throws a RangeError, and keeps the ids of its first part", () => {
     const word = 'lorem ipsum dolor sit amet, consectetur adipiscing elit ';
     const huge = word.repeat(Math.ceil(300_000 / word.length)); // ~300k characters, ~125k tokens whole
     expect(() => xlmr.inner.encode(huge)).toThrow(RangeError);

@@ -123,7 +123,10 @@ export function installApp(t: Omit<PackedApp, 'dir'> & { shasum: string }): Pack
   writeFileSync(join(dir, 'index.html'), '<!doctype html><html><head><meta charset="utf-8"><title>m3web consumer</title></head><body><script type="module" src="/src/main.ts"></script></body></html>\n');
   writeFileSync(join(dir, 'src/main.ts'), MAIN_TS);
   writeFileSync(join(dir, 'node-embed.mjs'), NODE_MJS);
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2023', 'DOM'], types: ['@webgpu/types'], strict: true, noEmit: true, skipLibCheck: true }, include: ['src'] }, null, 2));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2023', 'DOM'], types: ['@webgpu/types'], strict: true, noEmit: true, skipLibCheck: true }, include: ['src'] }, null, 2),
+  );
   // Workers with code splitting need ES module output (vite's default worker format is iife).
   writeFileSync(join(dir, 'vite.config.js'), "export default { worker: { format: 'es' } };\n");
   for (const m of APP_MODELS) cpSync(resolve(MODELS_DIR, m), join(dir, 'public/models', m), { recursive: true });

@@ -177,10 +177,11 @@ async function embedOnce(s: State, engine: EngineId, texts: string[], layers?: n
  */
 export async function runConfig(cfg: RunConfig): Promise<Record<string, number[]>> {
   const s = state();
-  const jobs: { key: string; engine: EngineId; layers?: number }[] = cfg.layerSweep
-    ? cfg.layerSweep.map((k) => ({ key: `${cfg.engines[0]}@${k}`, engine: cfg.engines[0], layers: k }))
-    : cfg.engines.map((e) => ({ key: e, engine: e, layers: cfg.layers }));
-  return timeInterleaved(jobs.map((j) => ({ key: j.key, call: () => embedOnce(s, j.engine, cfg.texts, j.layers) })), cfg.runs);
+  const jobs: { key: string; engine: EngineId; layers?: number }[] = cfg.layerSweep ? cfg.layerSweep.map((k) => ({ key: `${cfg.engines[0]}@${k}`, engine: cfg.engines[0], layers: k })) : cfg.engines.map((e) => ({ key: e, engine: e, layers: cfg.layers }));
+  return timeInterleaved(
+    jobs.map((j) => ({ key: j.key, call: () => embedOnce(s, j.engine, cfg.texts, j.layers) })),
+    cfg.runs,
+  );
 }
 
 /** Token counts (with specials, after truncation to the model's limit) as our tokenizer gives them. */

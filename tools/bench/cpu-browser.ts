@@ -41,7 +41,9 @@ export async function setup(origin: string, fixture: string, peers: boolean): Pr
     env.backends.onnx.wasm!.numThreads = threads;
     s.tjs = await pipeline('feature-extraction', fixture, { device: 'wasm', dtype: 'fp32' });
     s.ort = await ort.InferenceSession.create(`${origin}/models/${fixture}/onnx/model.onnx`, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-    notes.push(`cpu peers: transformers.js wasm (numThreads ${threads}) and onnxruntime-web ${ort.env.versions.web} wasm EP (graphOptimizationLevel all, the CPU backend's own onnxruntime module and threads) on the ONNX export; mean pooling + L2 in JS for the latter`);
+    notes.push(
+      `cpu peers: transformers.js wasm (numThreads ${threads}) and onnxruntime-web ${ort.env.versions.web} wasm EP (graphOptimizationLevel all, the CPU backend's own onnxruntime module and threads) on the ONNX export; mean pooling + L2 in JS for the latter`,
+    );
   }
   S = s;
   return { threads, threadReason: cpu.encoder.threadReason, crossOriginIsolated: self.crossOriginIsolated, notes };
@@ -88,9 +90,7 @@ async function embedOnce(s: State, engine: CpuEngineId, texts: string[], layers?
 /** Interleaved timing (tools/bench/interleave.ts): per engine, or per layer count ("m3web-cpu@k") for the early-exit sweep. */
 export async function runConfig(cfg: { texts: string[]; engines: CpuEngineId[]; runs: number; layerSweep?: number[] }): Promise<Record<string, number[]>> {
   const s = state();
-  const jobs = cfg.layerSweep
-    ? cfg.layerSweep.map((k) => ({ key: `m3web-cpu@${k}`, call: () => embedOnce(s, 'm3web-cpu', cfg.texts, k) }))
-    : cfg.engines.map((e) => ({ key: e, call: () => embedOnce(s, e, cfg.texts) }));
+  const jobs = cfg.layerSweep ? cfg.layerSweep.map((k) => ({ key: `m3web-cpu@${k}`, call: () => embedOnce(s, 'm3web-cpu', cfg.texts, k) })) : cfg.engines.map((e) => ({ key: e, call: () => embedOnce(s, e, cfg.texts) }));
   return timeInterleaved(jobs, cfg.runs);
 }
 

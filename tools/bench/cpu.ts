@@ -63,7 +63,22 @@ export async function runCpuBench(
     const group = Object.entries(times).map(([key, ms]) => {
       const [name, k] = key.split('@') as [CpuEngineId, string | undefined];
       const m = median(ms);
-      const row: BenchRow = { name, ...META[name], batch: c.texts.length, seq_len: Math.max(...lens), layers: k ? Number(k) : opts.layers, dims: opts.hidden, tokens_per_s_median: tokens / (m / 1000), ms_median: m, ms_min: Math.min(...ms), ms_max: Math.max(...ms), runs: ms.length, input, tokens, time_vs_m3web: null };
+      const row: BenchRow = {
+        name,
+        ...META[name],
+        batch: c.texts.length,
+        seq_len: Math.max(...lens),
+        layers: k ? Number(k) : opts.layers,
+        dims: opts.hidden,
+        tokens_per_s_median: tokens / (m / 1000),
+        ms_median: m,
+        ms_min: Math.min(...ms),
+        ms_max: Math.max(...ms),
+        runs: ms.length,
+        input,
+        tokens,
+        time_vs_m3web: null,
+      };
       return row;
     });
     const ref = group.find((r) => r.name === 'm3web-cpu' && r.layers === opts.layers);

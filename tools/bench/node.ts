@@ -40,7 +40,13 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
       'm3web-f16': await Engine.create(rt, model, { weights: 'f16', maxBatchTokens: 32 * 512 }),
     };
     const times: Record<string, number[]>[] = [];
-    for (const c of configs) times.push(await timeInterleaved(Object.entries(engines).map(([key, e]) => ({ key, call: () => e.embed(c.texts) })), runs));
+    for (const c of configs)
+      times.push(
+        await timeInterleaved(
+          Object.entries(engines).map(([key, e]) => ({ key, call: () => e.embed(c.texts) })),
+          runs,
+        ),
+      );
     const i = adapter.info;
     const result = {
       adapter: { vendor: i.vendor, architecture: i.architecture, description: i.description, features: [...adapter.features].sort(), isFallbackAdapter: Boolean((i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter), icd },

@@ -70,7 +70,9 @@ export function markdown(r: BenchReport): string {
   out.push(`Speed-up of m3web f32 (peer time ÷ m3web time): vs transformers.js webgpu b32 ${f(q.m3web_vs_transformers_webgpu_b32, 2)}, b1 ${f(q.m3web_vs_transformers_webgpu_b1, 2)}; vs transformers.js wasm b32 ${f(q.m3web_vs_transformers_wasm_b32, 2)}.`);
   if (q.cpu_early_exit) {
     const ee = q.cpu_early_exit.map((e) => `${e.layers} → ${f(e.time_ratio, 3)} (${f(e.ideal_ratio, 3)})`).join(', ');
-    out.push(`CPU backend: m3web-cpu vs transformers.js wasm b1 ${f(q.m3web_cpu_vs_transformers_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_transformers_wasm_b32, 2)}; vs onnxruntime-web wasm b1 ${f(q.m3web_cpu_vs_ort_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_ort_wasm_b32, 2)} (peer time ÷ m3web-cpu time); early exit time(k) ÷ time(L) (k ÷ L): ${ee || '–'}.`);
+    out.push(
+      `CPU backend: m3web-cpu vs transformers.js wasm b1 ${f(q.m3web_cpu_vs_transformers_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_transformers_wasm_b32, 2)}; vs onnxruntime-web wasm b1 ${f(q.m3web_cpu_vs_ort_wasm_b1, 2)}, b32 ${f(q.m3web_cpu_vs_ort_wasm_b32, 2)} (peer time ÷ m3web-cpu time); early exit time(k) ÷ time(L) (k ÷ L): ${ee || '–'}.`,
+    );
   }
   if (q.early_exit.length) {
     out.push('');
@@ -88,7 +90,9 @@ export function markdown(r: BenchReport): string {
   if (p) {
     out.push('');
     out.push(`Kernel profile (m3web f32, one batch ${p.batch} × ${p.seq_len}, timestamp-query GPU time): ` + p.kernels.map((k) => `${k.name} ${(100 * k.share).toFixed(1)}%`).join(', ') + '.');
-    out.push(`Matmul: ${f(p.matmul_gflops, 2)} GFLOP/s achieved in the encoder (${p.encoder_matmul_schedule ?? '?'} schedule) vs ${f(p.peak_matmul_gflops, 2)} GFLOP/s best in the matmul microbenchmark (${p.peak_matmul ? `${p.peak_matmul.schedule}, ${p.peak_matmul.size}³; ` : ''}${f(q.matmul_fraction_of_peak === null ? null : 100 * q.matmul_fraction_of_peak)}% of peak).`);
+    out.push(
+      `Matmul: ${f(p.matmul_gflops, 2)} GFLOP/s achieved in the encoder (${p.encoder_matmul_schedule ?? '?'} schedule) vs ${f(p.peak_matmul_gflops, 2)} GFLOP/s best in the matmul microbenchmark (${p.peak_matmul ? `${p.peak_matmul.schedule}, ${p.peak_matmul.size}³; ` : ''}${f(q.matmul_fraction_of_peak === null ? null : 100 * q.matmul_fraction_of_peak)}% of peak).`,
+    );
   }
   for (const s of r.skipped) out.push(`skipped: ${s}`);
   for (const n of r.notes) out.push(`note: ${n}`);

@@ -120,7 +120,10 @@ export function scifact(): { abstracts: string[]; queries: string[] } {
   const [head, ...rows] = parseCsv(csv);
   const col = head.indexOf('abstract');
   const abstracts = rows.map((r) => r[col]).filter((t) => t && t.trim().length > 0);
-  const queries = readFileSync(resolve(dir, 'queries.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string);
+  const queries = readFileSync(resolve(dir, 'queries.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).text as string);
   return { abstracts, queries };
 }
 
@@ -131,7 +134,11 @@ export function fixedLengthTexts(tokens: number, batch: number): string[] {
 }
 
 /** Cuts a text to about `tokens` WordPiece tokens (specials included): ~1.3 tokens per English word here. */
-const clip = (t: string, tokens: number) => t.split(/\s+/).slice(0, Math.max(1, Math.round((tokens - 2) / 1.3))).join(' ');
+const clip = (t: string, tokens: number) =>
+  t
+    .split(/\s+/)
+    .slice(0, Math.max(1, Math.round((tokens - 2) / 1.3)))
+    .join(' ');
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -193,155 +200,174 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
   const { abstracts, queries } = scifact();
 
   const port = process.env.M3WEB_E2E_PORT ? Number(process.env.M3WEB_E2E_PORT) : 0;
-  return withBrowserServer(async (browser: Browser, base: string) => {
-    const page = await openPage(browser, base, 'e2e/pages/bench.html', () => window.__bench !== undefined);
-    page.on('pageerror', (e) => log(`page error: ${e.message}`));
-    const origin = base.replace(/\/$/, '');
-    log(`bench: ${plan.fixture}, engines ${loaded.join(', ')}`);
-    const setup = await page.evaluate(([o, f, e]) => window.__bench!.setup(o, f, e), [origin, plan.fixture, loaded] as const);
-    const notes = [...setup.notes];
-    const lengths = (texts: string[]) => page.evaluate((t) => window.__bench!.tokenLengths(t), texts);
+  return withBrowserServer(
+    async (browser: Browser, base: string) => {
+      const page = await openPage(browser, base, 'e2e/pages/bench.html', () => window.__bench !== undefined);
+      page.on('pageerror', (e) => log(`page error: ${e.message}`));
+      const origin = base.replace(/\/$/, '');
+      log(`bench: ${plan.fixture}, engines ${loaded.join(', ')}`);
+      const setup = await page.evaluate(([o, f, e]) => window.__bench!.setup(o, f, e), [origin, plan.fixture, loaded] as const);
+      const notes = [...setup.notes];
+      const lengths = (texts: string[]) => page.evaluate((t) => window.__bench!.tokenLengths(t), texts);
 
-    const core: EngineId[] = all.filter((e) => e === 'm3web-f32' || e === 'transformers-webgpu' || e === 'transformers-wasm');
-    const configs: Config[] = plan.configs.map((c, i) => ({
-      input: c.input === 'fixed' ? `fixed-${c.tokens ?? 32}` : c.input,
-      texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens ?? 32, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => (c.tokens ? clip(t, c.tokens) : t)),
-      engines: c.engines === 'all' ? all : c.engines === 'core' ? core : c.engines.filter((e) => loaded.includes(e)),
-      node: c.node,
-    }));
-    const ee = plan.earlyExit;
-    configs.push({ input: 'early-exit', texts: abstracts.slice(1000, 1000 + ee.batch).map((t) => clip(t, ee.tokens)), engines: ['m3web-f32'], layerSweep: ee.layers });
-    const rows: BenchRow[] = [];
-    const L = spec.layers;
-    for (const c of configs) {
-      const lens = (c.lens = await lengths(c.texts));
-      const tokens = lens.reduce((a, b) => a + b, 0);
-      const seq = Math.max(...lens);
-      log(`  ${c.input} batch ${c.texts.length} × ≤${seq} tokens (${tokens} real): ${c.layerSweep ? `layers ${c.layerSweep.join(',')}` : c.engines.join(', ')} × ${plan.runs} runs`);
-      const times = await page.evaluate((cfg) => window.__bench!.runConfig(cfg), { texts: c.texts, engines: c.engines, runs: plan.runs, layerSweep: c.layerSweep });
-      const group: BenchRow[] = [];
-      for (const [key, ms] of Object.entries(times)) {
-        const [engine, k] = key.split('@') as [EngineId, string | undefined];
-        group.push(timedRow({ name: engine, backend: ENGINE_META[engine].backend, dtype: setup.dtypes[engine] ?? ENGINE_META[engine].dtype, batch: c.texts.length, seq_len: seq, layers: k ? Number(k) : L, dims: spec.hidden, input: c.input, tokens }, ms));
-      }
-      const ref = group.find((r) => r.name === 'm3web-f32' && r.layers === L);
-      for (const r of group) r.time_vs_m3web = ref ? r.ms_median / ref.ms_median : null;
-      rows.push(...group);
-      c.rows = group;
-      log('    ' + group.map((r) => `${r.name}${c.layerSweep ? '@' + r.layers : ''} ${r.ms_median.toFixed(0)} ms`).join(', '));
-    }
-
-    const allLens = await lengths([...abstracts.slice(0, 200), ...queries.slice(0, 200)]);
-    const absLens = allLens.slice(0, 200);
-    const qLens = allLens.slice(200);
-    const inputs = {
-      source: 'SciFact (corpus_train.csv abstracts, queries.jsonl) from ../shared/data/datasets/scifact',
-      note: 'p50/p95 of the unclipped texts (first 200 of each; truncated at the model limit); rows give the clipped lengths actually run',
-      abstract_tokens: { p50: percentile(absLens, 50), p95: percentile(absLens, 95), sample: absLens.length },
-      query_tokens: { p50: percentile(qLens, 50), p95: percentile(qLens, 95), sample: qLens.length },
-      configs: plan.configs,
-    };
-    notes.push(`configurations with "tokens" in inputs.configs ran clipped texts (so the run finishes on SwiftShader), the others the real texts; 'core' configurations time m3web f32 and transformers.js webgpu + wasm only`);
-
-    log('  kernel profile');
-    const profTexts = abstracts.slice(2000, 2000 + plan.profileBatch).map((t) => clip(t, ee.tokens));
-    const prof = await page.evaluate((t) => window.__bench!.kernelProfile(t), profTexts);
-    const profLens = await lengths(profTexts);
-    await page.evaluate(() => window.__bench!.teardown());
-    await page.close();
-
-    log('  cpu backend (m3web-cpu vs transformers.js wasm and onnxruntime-web wasm)');
-    const cpuConfigs = configs.filter((c) => (c.input === plan.ratioInput && [1, 32].includes(c.texts.length)) || c.layerSweep);
-    const cpu = await runCpuBench(browser, base, { fixture: plan.fixture, layers: L, hidden: spec.hidden, runs: plan.runs, peers: !noPeers, configs: cpuConfigs, log });
-    rows.push(...cpu.rows);
-    notes.push(...cpu.notes);
-
-    log('  cold starts');
-    const cold: Record<string, { ready: number[]; first: number[] }> = {};
-    const coldEngines = (noPeers ? ['m3web-f32'] : ['m3web-f32', 'transformers-webgpu']) as ('m3web-f32' | 'transformers-webgpu')[];
-    for (let r = 0; r < plan.coldRuns; r++) {
-      for (const e of coldEngines) {
-        const p = await openPage(browser, base, 'e2e/pages/bench.html', () => window.__bench !== undefined);
-        const res = await p.evaluate(([o, f, eng, q]) => window.__bench!.coldStart(o, f, eng, performance.timeOrigin, q), [origin, plan.fixture, e, queries[0]] as const);
-        await p.context().close();
-        (cold[e] ??= { ready: [], first: [] }).ready.push(res.ready_ms);
-        cold[e].first.push(res.first_ms);
-      }
-    }
-    notes.push('cold start: fresh browser context (empty HTTP cache, transformers.js browser cache off), ms from navigation start of the page to model ready and to the first embedding of one query; weights served by the local vite server');
-
-    let nodeAdapter: NodeAdapter | null = null;
-    const nodeCfgs = configs.filter((c) => c.node);
-    if (nodeCfgs.length) {
-      log('  node + webgpu');
-      const res = await runNodeConfigs(`${origin}/models/${plan.fixture}/`, nodeCfgs.map((c) => ({ input: c.input, texts: c.texts })), plan.runs);
-      nodeAdapter = res.adapter;
-      for (const [k, c] of nodeCfgs.entries()) {
-        const lens = c.lens!;
+      const core: EngineId[] = all.filter((e) => e === 'm3web-f32' || e === 'transformers-webgpu' || e === 'transformers-wasm');
+      const configs: Config[] = plan.configs.map((c, i) => ({
+        input: c.input === 'fixed' ? `fixed-${c.tokens ?? 32}` : c.input,
+        texts: c.input === 'fixed' ? fixedLengthTexts(c.tokens ?? 32, c.batch) : (c.input === 'scifact-queries' ? queries : abstracts).slice(i * 40, i * 40 + c.batch).map((t) => (c.tokens ? clip(t, c.tokens) : t)),
+        engines: c.engines === 'all' ? all : c.engines === 'core' ? core : c.engines.filter((e) => loaded.includes(e)),
+        node: c.node,
+      }));
+      const ee = plan.earlyExit;
+      configs.push({ input: 'early-exit', texts: abstracts.slice(1000, 1000 + ee.batch).map((t) => clip(t, ee.tokens)), engines: ['m3web-f32'], layerSweep: ee.layers });
+      const rows: BenchRow[] = [];
+      const L = spec.layers;
+      for (const c of configs) {
+        const lens = (c.lens = await lengths(c.texts));
         const tokens = lens.reduce((a, b) => a + b, 0);
-        const group = Object.entries(res.times[k]).map(([engine, ms]) =>
-          timedRow({ name: `node-${engine}`, backend: 'webgpu-node', dtype: res.dtypes[engine], batch: c.texts.length, seq_len: Math.max(...lens), layers: L, dims: spec.hidden, input: c.input, tokens }, ms),
-        );
-        const ref = group.find((r) => r.name === 'node-m3web-f32')!;
-        for (const r of group) r.time_vs_m3web = r.ms_median / ref.ms_median;
+        const seq = Math.max(...lens);
+        log(`  ${c.input} batch ${c.texts.length} × ≤${seq} tokens (${tokens} real): ${c.layerSweep ? `layers ${c.layerSweep.join(',')}` : c.engines.join(', ')} × ${plan.runs} runs`);
+        const times = await page.evaluate((cfg) => window.__bench!.runConfig(cfg), { texts: c.texts, engines: c.engines, runs: plan.runs, layerSweep: c.layerSweep });
+        const group: BenchRow[] = [];
+        for (const [key, ms] of Object.entries(times)) {
+          const [engine, k] = key.split('@') as [EngineId, string | undefined];
+          group.push(timedRow({ name: engine, backend: ENGINE_META[engine].backend, dtype: setup.dtypes[engine] ?? ENGINE_META[engine].dtype, batch: c.texts.length, seq_len: seq, layers: k ? Number(k) : L, dims: spec.hidden, input: c.input, tokens }, ms));
+        }
+        const ref = group.find((r) => r.name === 'm3web-f32' && r.layers === L);
+        for (const r of group) r.time_vs_m3web = ref ? r.ms_median / ref.ms_median : null;
         rows.push(...group);
-        log(`    ${c.input} batch ${c.texts.length}: ` + group.map((r) => `${r.name} (${r.dtype}) ${r.ms_median.toFixed(0)} ms`).join(', '));
+        c.rows = group;
+        log('    ' + group.map((r) => `${r.name}${c.layerSweep ? '@' + r.layers : ''} ${r.ms_median.toFixed(0)} ms`).join(', '));
       }
-      notes.push(`node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; kernel schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`);
-    }
 
-    // Ratios compare rows of one configuration: the first of plan.ratioInput at that batch size.
-    const speedup = (peer: string, batch: number) => {
-      const group = configs.find((c) => c.input === plan.ratioInput && c.texts.length === batch)?.rows ?? [];
-      const a = group.find((r) => r.name === 'm3web-f32');
-      const b = group.find((r) => r.name === peer);
-      return a && b ? b.ms_median / a.ms_median : null;
-    };
-    const exits = rows.filter((r) => r.input === 'early-exit');
-    const full = exits.find((r) => r.layers === L);
-    const report: BenchReport = {
-      date: new Date().toISOString(),
-      quick: opts.quick,
-      wall_s: 0,
-      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}`, browser: `Chromium ${browser.version()}` },
-      adapter: { ...setup.adapter },
-      node_adapter: nodeAdapter,
-      model: {
-        name: plan.fixture,
-        shape: `${spec.family}, ${spec.layers} layers × hidden ${spec.hidden}, ${spec.heads} heads, FFN ${spec.ffn}`,
-        layers: spec.layers,
-        hidden: spec.hidden,
-        heads: spec.heads,
-        ffn: spec.ffn,
-        weights: 'seeded random (tools/fixtures/generate.ts); safetensors f32 for m3web',
-        onnx: noPeers ? null : `fixtures/models/${plan.fixture}/onnx/model.onnx (${existsSync(resolve(REPO_ROOT, 'fixtures/onnx', plan.fixture, 'model.onnx')) ? 'committed export from tools/goldens/make_goldens.py' : 'tools/bench/export_onnx.py, torch export opset 14'}), fp32`,
-        note: opts.quick ? 'quick mode uses the tiny fixture, not the base-shaped one' : 'the base-shaped fixture (MiniLM-L12 shape)',
-      },
-      inputs,
-      rows,
-      ratios: {
-        m3web_vs_transformers_webgpu_b32: speedup('transformers-webgpu', 32),
-        m3web_vs_transformers_webgpu_b1: speedup('transformers-webgpu', 1),
-        m3web_vs_transformers_wasm_b32: speedup('transformers-wasm', 32),
-        early_exit: full ? exits.map((r) => ({ layers: r.layers, time_ratio: r.ms_median / full.ms_median, ideal_ratio: r.layers / L })) : [],
-        matmul_fraction_of_peak: prof.peak_matmul_gflops > 0 ? prof.matmul_gflops / prof.peak_matmul_gflops : null,
-        ...cpu.ratios,
-      },
-      cold_start: Object.entries(cold).map(([engine, c]) => ({ engine, ready_ms_median: median(c.ready), first_ms_median: median(c.first), first_ms_min: Math.min(...c.first), first_ms_max: Math.max(...c.first), runs: c.first.length })),
-      kernel_profile: { batch: profTexts.length, seq_len: Math.max(...profLens), kernels: prof.kernels, matmul_gflops: prof.matmul_gflops, peak_matmul_gflops: prof.peak_matmul_gflops, peak_matmul: prof.peak_matmul, encoder_matmul_schedule: prof.encoder_matmul_schedule },
-      skipped,
-      notes: [
-        ...notes,
-        `ratios m3web_vs_*: peer median ms ÷ m3web f32 median ms on the same batch of ${plan.ratioInput} (> 1: m3web is faster)`,
-        'time_vs_m3web per row: that row\'s median ms ÷ m3web f32 on the same configuration',
-        'SwiftShader (a CPU implementation of Vulkan) is the only adapter on this machine: these numbers compare engines on it and say nothing about real GPUs',
-      ],
-    };
-    log('  search (SemanticIndex)');
-    Object.assign(report, { search: await (await import('./search.ts')).runSearchBench({ quick: opts.quick, log }) }); // tools/bench/search.ts
-    report.wall_s = Math.round((Date.now() - t0) / 1000);
-    return report;
-  }, { port });
+      const allLens = await lengths([...abstracts.slice(0, 200), ...queries.slice(0, 200)]);
+      const absLens = allLens.slice(0, 200);
+      const qLens = allLens.slice(200);
+      const inputs = {
+        source: 'SciFact (corpus_train.csv abstracts, queries.jsonl) from ../shared/data/datasets/scifact',
+        note: 'p50/p95 of the unclipped texts (first 200 of each; truncated at the model limit); rows give the clipped lengths actually run',
+        abstract_tokens: { p50: percentile(absLens, 50), p95: percentile(absLens, 95), sample: absLens.length },
+        query_tokens: { p50: percentile(qLens, 50), p95: percentile(qLens, 95), sample: qLens.length },
+        configs: plan.configs,
+      };
+      notes.push(`configurations with "tokens" in inputs.configs ran clipped texts (so the run finishes on SwiftShader), the others the real texts; 'core' configurations time m3web f32 and transformers.js webgpu + wasm only`);
+
+      log('  kernel profile');
+      const profTexts = abstracts.slice(2000, 2000 + plan.profileBatch).map((t) => clip(t, ee.tokens));
+      const prof = await page.evaluate((t) => window.__bench!.kernelProfile(t), profTexts);
+      const profLens = await lengths(profTexts);
+      await page.evaluate(() => window.__bench!.teardown());
+      await page.close();
+
+      log('  cpu backend (m3web-cpu vs transformers.js wasm and onnxruntime-web wasm)');
+      const cpuConfigs = configs.filter((c) => (c.input === plan.ratioInput && [1, 32].includes(c.texts.length)) || c.layerSweep);
+      const cpu = await runCpuBench(browser, base, { fixture: plan.fixture, layers: L, hidden: spec.hidden, runs: plan.runs, peers: !noPeers, configs: cpuConfigs, log });
+      rows.push(...cpu.rows);
+      notes.push(...cpu.notes);
+
+      log('  cold starts');
+      const cold: Record<string, { ready: number[]; first: number[] }> = {};
+      const coldEngines = (noPeers ? ['m3web-f32'] : ['m3web-f32', 'transformers-webgpu']) as ('m3web-f32' | 'transformers-webgpu')[];
+      for (let r = 0; r < plan.coldRuns; r++) {
+        for (const e of coldEngines) {
+          const p = await openPage(browser, base, 'e2e/pages/bench.html', () => window.__bench !== undefined);
+          const res = await p.evaluate(([o, f, eng, q]) => window.__bench!.coldStart(o, f, eng, performance.timeOrigin, q), [origin, plan.fixture, e, queries[0]] as const);
+          await p.context().close();
+          (cold[e] ??= { ready: [], first: [] }).ready.push(res.ready_ms);
+          cold[e].first.push(res.first_ms);
+        }
+      }
+      notes.push('cold start: fresh browser context (empty HTTP cache, transformers.js browser cache off), ms from navigation start of the page to model ready and to the first embedding of one query; weights served by the local vite server');
+
+      let nodeAdapter: NodeAdapter | null = null;
+      const nodeCfgs = configs.filter((c) => c.node);
+      if (nodeCfgs.length) {
+        log('  node + webgpu');
+        const res = await runNodeConfigs(
+          `${origin}/models/${plan.fixture}/`,
+          nodeCfgs.map((c) => ({ input: c.input, texts: c.texts })),
+          plan.runs,
+        );
+        nodeAdapter = res.adapter;
+        for (const [k, c] of nodeCfgs.entries()) {
+          const lens = c.lens!;
+          const tokens = lens.reduce((a, b) => a + b, 0);
+          const group = Object.entries(res.times[k]).map(([engine, ms]) =>
+            timedRow({ name: `node-${engine}`, backend: 'webgpu-node', dtype: res.dtypes[engine], batch: c.texts.length, seq_len: Math.max(...lens), layers: L, dims: spec.hidden, input: c.input, tokens }, ms),
+          );
+          const ref = group.find((r) => r.name === 'node-m3web-f32')!;
+          for (const r of group) r.time_vs_m3web = r.ms_median / ref.ms_median;
+          rows.push(...group);
+          log(`    ${c.input} batch ${c.texts.length}: ` + group.map((r) => `${r.name} (${r.dtype}) ${r.ms_median.toFixed(0)} ms`).join(', '));
+        }
+        notes.push(
+          `node-* rows: m3web in Node + webgpu ${res.adapter.description} (${res.adapter.vendor}/${res.adapter.architecture}, ICD ${res.adapter.icd}; kernel schedule ${res.schedule}); another adapter than the browser rows, so their time_vs_m3web compares with node-m3web-f32 and they enter no ratio`,
+        );
+      }
+
+      // Ratios compare rows of one configuration: the first of plan.ratioInput at that batch size.
+      const speedup = (peer: string, batch: number) => {
+        const group = configs.find((c) => c.input === plan.ratioInput && c.texts.length === batch)?.rows ?? [];
+        const a = group.find((r) => r.name === 'm3web-f32');
+        const b = group.find((r) => r.name === peer);
+        return a && b ? b.ms_median / a.ms_median : null;
+      };
+      const exits = rows.filter((r) => r.input === 'early-exit');
+      const full = exits.find((r) => r.layers === L);
+      const report: BenchReport = {
+        date: new Date().toISOString(),
+        quick: opts.quick,
+        wall_s: 0,
+        machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}`, browser: `Chromium ${browser.version()}` },
+        adapter: { ...setup.adapter },
+        node_adapter: nodeAdapter,
+        model: {
+          name: plan.fixture,
+          shape: `${spec.family}, ${spec.layers} layers × hidden ${spec.hidden}, ${spec.heads} heads, FFN ${spec.ffn}`,
+          layers: spec.layers,
+          hidden: spec.hidden,
+          heads: spec.heads,
+          ffn: spec.ffn,
+          weights: 'seeded random (tools/fixtures/generate.ts); safetensors f32 for m3web',
+          onnx: noPeers
+            ? null
+            : `fixtures/models/${plan.fixture}/onnx/model.onnx (${existsSync(resolve(REPO_ROOT, 'fixtures/onnx', plan.fixture, 'model.onnx')) ? 'committed export from tools/goldens/make_goldens.py' : 'tools/bench/export_onnx.py, torch export opset 14'}), fp32`,
+          note: opts.quick ? 'quick mode uses the tiny fixture, not the base-shaped one' : 'the base-shaped fixture (MiniLM-L12 shape)',
+        },
+        inputs,
+        rows,
+        ratios: {
+          m3web_vs_transformers_webgpu_b32: speedup('transformers-webgpu', 32),
+          m3web_vs_transformers_webgpu_b1: speedup('transformers-webgpu', 1),
+          m3web_vs_transformers_wasm_b32: speedup('transformers-wasm', 32),
+          early_exit: full ? exits.map((r) => ({ layers: r.layers, time_ratio: r.ms_median / full.ms_median, ideal_ratio: r.layers / L })) : [],
+          matmul_fraction_of_peak: prof.peak_matmul_gflops > 0 ? prof.matmul_gflops / prof.peak_matmul_gflops : null,
+          ...cpu.ratios,
+        },
+        cold_start: Object.entries(cold).map(([engine, c]) => ({ engine, ready_ms_median: median(c.ready), first_ms_median: median(c.first), first_ms_min: Math.min(...c.first), first_ms_max: Math.max(...c.first), runs: c.first.length })),
+        kernel_profile: {
+          batch: profTexts.length,
+          seq_len: Math.max(...profLens),
+          kernels: prof.kernels,
+          matmul_gflops: prof.matmul_gflops,
+          peak_matmul_gflops: prof.peak_matmul_gflops,
+          peak_matmul: prof.peak_matmul,
+          encoder_matmul_schedule: prof.encoder_matmul_schedule,
+        },
+        skipped,
+        notes: [
+          ...notes,
+          `ratios m3web_vs_*: peer median ms ÷ m3web f32 median ms on the same batch of ${plan.ratioInput} (> 1: m3web is faster)`,
+          "time_vs_m3web per row: that row's median ms ÷ m3web f32 on the same configuration",
+          'SwiftShader (a CPU implementation of Vulkan) is the only adapter on this machine: these numbers compare engines on it and say nothing about real GPUs',
+        ],
+      };
+      log('  search (SemanticIndex)');
+      Object.assign(report, { search: await (await import('./search.ts')).runSearchBench({ quick: opts.quick, log }) }); // tools/bench/search.ts
+      report.wall_s = Math.round((Date.now() - t0) / 1000);
+      return report;
+    },
+    { port },
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -25,9 +25,17 @@ export function scifactCorpus(): { docs: ScifactDoc[]; queries: string[] } {
   const [head, ...rows] = parseCsv(csv);
   const [id, title, abs] = ['doc_id', 'title', 'abstract'].map((c) => head.indexOf(c));
   // The abstract column is a Python list literal of sentences: keep the text, drop the brackets and quotes.
-  const clean = (a: string) => a.replace(/^\[|\]$/g, '').replace(/'\s*\n?\s*'/g, ' ').replace(/^'|'$/g, '').trim();
+  const clean = (a: string) =>
+    a
+      .replace(/^\[|\]$/g, '')
+      .replace(/'\s*\n?\s*'/g, ' ')
+      .replace(/^'|'$/g, '')
+      .trim();
   const docs = rows.filter((r) => r[id] && r[abs]?.trim()).map((r) => ({ id: r[id], title: r[title] ?? '', abstract: clean(r[abs]) }));
-  const queries = readFileSync(resolve(SCIFACT_DIR, 'queries.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string);
+  const queries = readFileSync(resolve(SCIFACT_DIR, 'queries.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).text as string);
   return { docs, queries };
 }
 

@@ -82,7 +82,10 @@ async function recall(exact: SemanticIndex, approx: SemanticIndex, queries: Floa
   let s = 0;
   for (const q of queries) {
     const truth = (await exact.search({ dense: q }, { k: 10, funnel: false })).map((h) => h.id);
-    s += overlap((await approx.search({ dense: q }, { k: 10, funnel })).map((h) => h.id), truth);
+    s += overlap(
+      (await approx.search({ dense: q }, { k: 10, funnel })).map((h) => h.id),
+      truth,
+    );
   }
   return s / queries.length;
 }
@@ -110,7 +113,10 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
   const cpu50: Nested = {};
   const put = (t: Nested, size: string, st: string, d: number, v: number) => (((t[size] ??= {})[st] ??= {})[String(d)] = round(v));
   const runs = opts.quick ? 30 : 100;
-  const sizes: [string, number, DenseStorage[]][] = [['10k', 10_000, STORAGES], ['100k', 100_000, STORAGES]];
+  const sizes: [string, number, DenseStorage[]][] = [
+    ['10k', 10_000, STORAGES],
+    ['100k', 100_000, STORAGES],
+  ];
   const million = !opts.quick || opts.million; // 1m rows: binary+int8 only (1M × 256 f32 alone would be 1 GB)
   const build: Record<string, number> = {};
   const bytes: Record<string, Record<string, number>> = {};
@@ -132,7 +138,11 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
       }
     }
   }
-  notes.push(`machine load average when the latency rows ran: ${loadavg().map((x) => x.toFixed(1)).join(', ')} on ${cpus().length} cores`);
+  notes.push(
+    `machine load average when the latency rows ran: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(', ')} on ${cpus().length} cores`,
+  );
   notes.push(`query_ms: dense top-10 over seeded random unit vectors, ${runs} queries after 3 warm-up; f32/int8 exact scans, binary+int8 the default funnel (Hamming first pass, int8 rescoring of 10 × k)`);
 
   // Synthetic clustered vectors at 100k × 1024: what the 1024-d target's recall means on data with neighbours.

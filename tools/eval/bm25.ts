@@ -27,7 +27,9 @@ function index(docs: string[]): MiniSearch<{ id: number; text: string }> {
 export function ndcgAt(ranked: string[], rels: Record<string, number>, k = 10): number {
   let dcg = 0;
   ranked.slice(0, k).forEach((d, i) => (dcg += (rels[d] ?? 0) / Math.log2(i + 2)));
-  const ideal = Object.values(rels).sort((a, b) => b - a).slice(0, k);
+  const ideal = Object.values(rels)
+    .sort((a, b) => b - a)
+    .slice(0, k);
   const idcg = ideal.reduce((s, r, i) => s + r / Math.log2(i + 2), 0);
   return idcg ? dcg / idcg : 0;
 }
@@ -47,7 +49,10 @@ function retrieval(set: Splits['scifact']) {
   const nd: number[] = [];
   const rc: number[] = [];
   for (const [q, text] of Object.entries(set.queries)) {
-    const ranked = ms.search(text).slice(0, 100).map((r) => ids[r.id as number]);
+    const ranked = ms
+      .search(text)
+      .slice(0, 100)
+      .map((r) => ids[r.id as number]);
     nd.push(ndcgAt(ranked, set.qrels[q]));
     rc.push(recallAt(ranked, set.qrels[q]));
   }
@@ -67,16 +72,40 @@ function top1(queries: string[], docs: string[], gold: number[]): number {
 
 export function bm25Baseline(s: Splits) {
   const tat: Record<string, number> = {};
-  for (const [lang, [xs, es]] of Object.entries(s.tatoeba)) tat[lang] = top1(xs, es, xs.map((_, i) => i));
+  for (const [lang, [xs, es]] of Object.entries(s.tatoeba))
+    tat[lang] = top1(
+      xs,
+      es,
+      xs.map((_, i) => i),
+    );
   const xqLangs = new Set(Object.values(s.xquad_tatoeba));
   const langs = Object.keys(s.xquad).sort();
   const cross: number[] = [];
-  for (const lq of langs) for (const lp of langs) if (lq !== lp) cross.push(top1(s.xquad[lq][1].map(([q]) => q), s.xquad[lp][0], s.xquad[lq][1].map(([, p]) => p)));
+  for (const lq of langs)
+    for (const lp of langs)
+      if (lq !== lp)
+        cross.push(
+          top1(
+            s.xquad[lq][1].map(([q]) => q),
+            s.xquad[lp][0],
+            s.xquad[lq][1].map(([, p]) => p),
+          ),
+        );
   return {
     params: { library: 'minisearch', ...BM25_PARAMS, tokenizer: 'minisearch default (Unicode space/punctuation), lower-case, no stemming', combineWith: 'OR' },
     scifact: retrieval(s.scifact),
     msmarco: retrieval(s.msmarco),
-    tatoeba: { acc_all: round(mean(Object.values(tat))), acc_xquad_langs: round(mean(Object.entries(tat).filter(([l]) => xqLangs.has(l)).map(([, v]) => v))), n_langs: Object.keys(tat).length },
+    tatoeba: {
+      acc_all: round(mean(Object.values(tat))),
+      acc_xquad_langs: round(
+        mean(
+          Object.entries(tat)
+            .filter(([l]) => xqLangs.has(l))
+            .map(([, v]) => v),
+        ),
+      ),
+      n_langs: Object.keys(tat).length,
+    },
     xquad: { 'recall@1_cross': round(mean(cross)), pairs: cross.length },
   };
 }

@@ -58,7 +58,10 @@ async function main(): Promise<void> {
   if (!args.includes('--skip-grid') || !existsSync(gridPath)) {
     // Two processes (SciFact alone is half the tokens): the machine has 2 cores, grid.py uses one thread each.
     log('eval: grid.py over the whole grid (PyTorch, CPU, 2 processes) …');
-    const parts = [['scifact', 'xquad'], ['msmarco', 'tatoeba']];
+    const parts = [
+      ['scifact', 'xquad'],
+      ['msmarco', 'tatoeba'],
+    ];
     const outs = parts.map((_, i) => resolve(WORK, `grid.part${i}.json`));
     await Promise.all(parts.map((only, i) => pyAsync('grid.py', '--only', only.join(','), '--out', outs[i], ...(QUICK ? ['--plen', '96'] : []))));
     const merged = Object.assign({}, ...outs.map((o) => JSON.parse(readFileSync(o, 'utf8'))));
@@ -115,7 +118,9 @@ async function main(): Promise<void> {
     for (const r of table) {
       console.log(`${r.layers} ${r.dims} | ${r.scifact_dense['ndcg@10']} / ${r.scifact_hybrid['ndcg@10']} | ${r.msmarco_dense} | ${r.tatoeba_dense.acc_all} / ${r.tatoeba_dense.acc_xquad_langs} | ${r.xquad_dense}`);
     }
-    console.log(`BM25 (minisearch k1=${bm25.params.k} b=${bm25.params.b} d=${bm25.params.d}): SciFact ${bm25.scifact['ndcg@10']} (R@100 ${bm25.scifact['recall@100']}), MS MARCO ${bm25.msmarco['ndcg@10']}, Tatoeba ${bm25.tatoeba.acc_all} / ${bm25.tatoeba.acc_xquad_langs}, XQuAD ${bm25.xquad['recall@1_cross']}`);
+    console.log(
+      `BM25 (minisearch k1=${bm25.params.k} b=${bm25.params.b} d=${bm25.params.d}): SciFact ${bm25.scifact['ndcg@10']} (R@100 ${bm25.scifact['recall@100']}), MS MARCO ${bm25.msmarco['ndcg@10']}, Tatoeba ${bm25.tatoeba.acc_all} / ${bm25.tatoeba.acc_xquad_langs}, XQuAD ${bm25.xquad['recall@1_cross']}`,
+    );
   }
 }
 

@@ -37,10 +37,12 @@ export async function checkOnnx(fixture: string): Promise<number> {
   const H = golden.hidden_size;
   const ids = new BigInt64Array(B * T).fill(BigInt(golden.pad_token_id));
   const mask = new BigInt64Array(B * T);
-  seqs.forEach((s, b) => s.forEach((id, t) => {
-    ids[b * T + t] = BigInt(id);
-    mask[b * T + t] = 1n;
-  }));
+  seqs.forEach((s, b) =>
+    s.forEach((id, t) => {
+      ids[b * T + t] = BigInt(id);
+      mask[b * T + t] = 1n;
+    }),
+  );
   const model = readFileSync(resolve(REPO_ROOT, 'fixtures/onnx', fixture, 'model.onnx'));
   const session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: ['wasm'] });
   const feeds: Record<string, ort.Tensor> = {

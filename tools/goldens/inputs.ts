@@ -27,22 +27,14 @@ export const GOLDEN_TEXTS: Record<string, string[]> = {
     // A literal <pad> in the text: XLM-R gives it padding_idx as its position (create_position_ids_from_input_ids).
     'A literal <pad> inside the text, then more words after it.',
   ],
-  'm3bert-tiny': [
-    'Matryoshka over layers and dimensions.',
-    'Une phrase en français, un peu plus longue que la première, pour tester le remplissage.',
-    'x',
-    'Embeddings de texto en el navegador con WebGPU.',
-  ],
+  'm3bert-tiny': ['Matryoshka over layers and dimensions.', 'Une phrase en français, un peu plus longue que la première, pour tester le remplissage.', 'x', 'Embeddings de texto en el navegador con WebGPU.'],
 };
 
 export function goldenInputs(): Record<string, { texts: string[]; ids: number[][] }> {
   const out: Record<string, { texts: string[]; ids: number[][] }> = {};
   for (const name of GOLDEN_FIXTURES) {
     const dir = modelDir(name);
-    const tok = new TextTokenizer(
-      JSON.parse(readFileSync(resolve(dir, 'tokenizer.json'), 'utf8')),
-      JSON.parse(readFileSync(resolve(dir, 'tokenizer_config.json'), 'utf8')),
-    );
+    const tok = new TextTokenizer(JSON.parse(readFileSync(resolve(dir, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(resolve(dir, 'tokenizer_config.json'), 'utf8')));
     const texts = GOLDEN_TEXTS[name];
     out[name] = { texts, ids: tok.encode(texts, 512).ids.map((a) => [...a]) };
   }

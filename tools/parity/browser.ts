@@ -35,7 +35,19 @@ export async function browserParity(origin: string, fixtures: string[], onnxFixt
     const texts = parityTexts();
     const theirs = (await onnx.embed(texts)).embeddings;
     const ours = (await engine.embed(texts, {})).embeddings;
-    rows.push({ family: cfg.family, backend: 'onnxruntime-web', dtype: 'f32', layers: cfg.num_hidden_layers, dims: H, n: texts.length, cos_min: minRowCosine(theirs, ours, texts.length, H), max_abs: maxAbs(theirs, ours), output: 'dense', fixture, against: 'webgpu-browser f32' });
+    rows.push({
+      family: cfg.family,
+      backend: 'onnxruntime-web',
+      dtype: 'f32',
+      layers: cfg.num_hidden_layers,
+      dims: H,
+      n: texts.length,
+      cos_min: minRowCosine(theirs, ours, texts.length, H),
+      max_abs: maxAbs(theirs, ours),
+      output: 'dense',
+      fixture,
+      against: 'webgpu-browser f32',
+    });
     engine.destroy();
   }
   notes.push('onnxruntime-web ran the wasm execution provider on the ONNX export of the same fixture');

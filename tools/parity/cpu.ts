@@ -20,7 +20,12 @@ import { parityGrid, parityTexts } from './engine-cases.ts';
 import { maxAbs, minRowCosine, sparseMaxAbs, type ParityRow } from './goldens.ts';
 
 function f32Tensor(shape: number[], seed: number, scale: number): RawTensor {
-  const v = seeded(shape.reduce((a, b) => a * b, 1), seed, -scale, scale);
+  const v = seeded(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    -scale,
+    scale,
+  );
   return { dtype: 'f32', shape, data: new Uint8Array(v.buffer) };
 }
 

@@ -30,11 +30,7 @@ export interface Embedder {
   embed(texts: string[], opts: EmbedOptions): Promise<{ embeddings: Float32Array }> | { embeddings: Float32Array };
 }
 
-export async function engineParityRows(
-  meta: { family: string; fixture: string; backend: string; dtype: string; L: number; H: number; mrlDims?: number[] },
-  engine: Embedder,
-  reference: Embedder,
-): Promise<ParityRow[]> {
+export async function engineParityRows(meta: { family: string; fixture: string; backend: string; dtype: string; L: number; H: number; mrlDims?: number[] }, engine: Embedder, reference: Embedder): Promise<ParityRow[]> {
   const texts = parityTexts();
   const rows: ParityRow[] = [];
   // The CPU reference is the slow side: run it once per exit (full width, unnormalised) and derive

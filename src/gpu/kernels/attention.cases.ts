@@ -39,28 +39,30 @@ const TOL_LARGE = 5e-5;
 
 // Both schedules on every spec; 'registers' runs the flash kernel where d % 4 != 0 (d = 13 here), and the
 // case name says which kernel ran.
-export const attentionCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => specs.map((s, idx) => ({
-  name: `attention/${schedule === 'registers' && (s.H / s.heads) % 4 === 0 ? 'rows' : 'flash'}${schedule === 'registers' ? ` (${scheduleTag(schedule)})` : ''} B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
-  async run(rt) {
-    const qkv = seeded(s.B * s.T * 3 * s.H, 0xa77e + idx * 7919 + s.T, -1, 1);
-    if (s.qScale) {
-      for (let r = 0; r < s.B * s.T; r++) for (let c = 0; c < s.H; c++) qkv[r * 3 * s.H + c] *= s.qScale;
-    }
-    if (s.kScale) {
-      for (let r = 0; r < s.B * s.T; r++) for (let c = s.H; c < 2 * s.H; c++) qkv[r * 3 * s.H + c] *= s.kScale;
-    }
-    const lengths = Uint32Array.from(s.lengths ?? Array.from({ length: s.B }, () => s.T));
-    const qb = rt.upload(qkv);
-    const lb = rt.upload(lengths);
-    const ob = rt.createBuffer(s.B * s.T * s.H * 4);
-    try {
-      await rt.run(attentionProgram(s, { schedule }), [qb, lb, ob]);
-      const got = await rt.readF32(ob, s.B * s.T * s.H);
-      return { got, want: attentionRef(qkv, lengths, s.B, s.T, s.H, s.heads), maxAbs: s.kScale ? TOL_LARGE : TOL };
-    } finally {
-      qb.destroy();
-      lb.destroy();
-      ob.destroy();
-    }
-  },
-})));
+export const attentionCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) =>
+  specs.map((s, idx) => ({
+    name: `attention/${schedule === 'registers' && (s.H / s.heads) % 4 === 0 ? 'rows' : 'flash'}${schedule === 'registers' ? ` (${scheduleTag(schedule)})` : ''} B${s.B} T${s.T} H${s.H} heads${s.heads}${s.lengths ? ` len[${s.lengths.join(',')}]` : ''}${s.tag ? ` ${s.tag}` : ''}`,
+    async run(rt) {
+      const qkv = seeded(s.B * s.T * 3 * s.H, 0xa77e + idx * 7919 + s.T, -1, 1);
+      if (s.qScale) {
+        for (let r = 0; r < s.B * s.T; r++) for (let c = 0; c < s.H; c++) qkv[r * 3 * s.H + c] *= s.qScale;
+      }
+      if (s.kScale) {
+        for (let r = 0; r < s.B * s.T; r++) for (let c = s.H; c < 2 * s.H; c++) qkv[r * 3 * s.H + c] *= s.kScale;
+      }
+      const lengths = Uint32Array.from(s.lengths ?? Array.from({ length: s.B }, () => s.T));
+      const qb = rt.upload(qkv);
+      const lb = rt.upload(lengths);
+      const ob = rt.createBuffer(s.B * s.T * s.H * 4);
+      try {
+        await rt.run(attentionProgram(s, { schedule }), [qb, lb, ob]);
+        const got = await rt.readF32(ob, s.B * s.T * s.H);
+        return { got, want: attentionRef(qkv, lengths, s.B, s.T, s.H, s.heads), maxAbs: s.kScale ? TOL_LARGE : TOL };
+      } finally {
+        qb.destroy();
+        lb.destroy();
+        ob.destroy();
+      }
+    },
+  })),
+);

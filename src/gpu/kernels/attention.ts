@@ -259,7 +259,9 @@ ${KEYS.map((k) => `    let k${k} = kb + min(j0 + ${k}u, len - 1u) * row4;\n    v
 ${KEYS.map((k) => `      s${k} += dot(qc, qkv[k${k} + c]);`).join('\n')}
     }
     var mt = max(m, s0);
-${KEYS.slice(1).map((k) => `    mt = max(mt, select(NEG_BIG, s${k}, j0 + ${k}u < len));`).join('\n')}
+${KEYS.slice(1)
+  .map((k) => `    mt = max(mt, select(NEG_BIG, s${k}, j0 + ${k}u < len));`)
+  .join('\n')}
     let corr = exp(m - mt);                  // 0 on the first step, ≤ 1 afterwards
 ${KEYS.map((k) => `    let p${k} = ${k === 0 ? 'exp(s0 - mt)' : `select(0.0, exp(s${k} - mt), j0 + ${k}u < len)`};`).join('\n')}
     l = l * corr + ${KEYS.map((k) => `p${k}`).join(' + ')};

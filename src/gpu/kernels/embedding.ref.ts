@@ -5,15 +5,7 @@
  * to f32 in the kernel's order ((word + pos) + type), so the GPU must match exactly.
  * word: (V, H), pos: (P, H), type: (TV, H) | null, as the GPU sees them (f16-rounded for f16 storage).
  */
-export function embeddingRef(
-  ids: ArrayLike<number>,
-  posIds: ArrayLike<number>,
-  M: number,
-  H: number,
-  word: Float32Array,
-  pos: Float32Array,
-  type: Float32Array | null,
-): Float32Array {
+export function embeddingRef(ids: ArrayLike<number>, posIds: ArrayLike<number>, M: number, H: number, word: Float32Array, pos: Float32Array, type: Float32Array | null): Float32Array {
   const y = new Float32Array(M * H);
   for (let m = 0; m < M; m++) {
     const wo = ids[m] * H;

@@ -54,7 +54,4 @@ function lnCase(s: LnShape, wDtype: WeightDType, schedule: KernelSchedule): Kern
 }
 
 // Both schedules (the 'registers' one sums each row in a loop instead of a tree).
-export const layernormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => [
-  ...shapes.flatMap((s) => (['f32', 'f16x2'] as const).map((d) => lnCase(s, d, schedule))),
-  ...extra.map((e) => lnCase(e, e.wDtype, schedule)),
-]);
+export const layernormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => [...shapes.flatMap((s) => (['f32', 'f16x2'] as const).map((d) => lnCase(s, d, schedule))), ...extra.map((e) => lnCase(e, e.wDtype, schedule))]);

@@ -52,6 +52,4 @@ function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
 
 // Both schedules on every spec: the same y from different loops (and, for 'registers', unchecked vec4 loads
 // with rows clamped at the M/N edges).
-export const matmulCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) =>
-  (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))),
-);
+export const matmulCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))));

@@ -8,14 +8,7 @@ const ACTIVATIONS: Record<Exclude<MatmulActivation, 'none'>, (v: number) => numb
  * x: (M, K), W: (N, K), b: (N) | null, r: (M, N) | null → y: (M, N). W and b are the values the GPU
  * sees (already rounded to f16 for f16 storage).
  */
-export function matmulRef(
-  shape: MatmulShape,
-  activation: MatmulActivation,
-  x: Float32Array,
-  W: Float32Array,
-  b: Float32Array | null,
-  r: Float32Array | null,
-): Float32Array {
+export function matmulRef(shape: MatmulShape, activation: MatmulActivation, x: Float32Array, W: Float32Array, b: Float32Array | null, r: Float32Array | null): Float32Array {
   const y = linear(x, shape.M, shape.K, W, shape.N, b);
   if (activation !== 'none') mapInPlace(y, ACTIVATIONS[activation]);
   return r ? addInPlace(y, r) : y;

@@ -87,10 +87,7 @@ fn load_${name}4(row: u32, k: u32) -> vec4f {
   const s = vectorStorage(dtype, vw);
   // vec2: the second pair is past the row's end when k + 2 == K; that read is discarded (and, like every
   // access in WebGPU, bounds-checked).
-  const body =
-    vw === 4
-      ? `return ${s.toF32(`${name}[i]`)};`
-      : `return vec4f(${s.toF32(`${name}[i]`)}, select(vec2f(0.0), ${s.toF32(`${name}[i + 1u]`)}, k + 2u < u.K));`;
+  const body = vw === 4 ? `return ${s.toF32(`${name}[i]`)};` : `return vec4f(${s.toF32(`${name}[i]`)}, select(vec2f(0.0), ${s.toF32(`${name}[i + 1u]`)}, k + 2u < u.K));`;
   return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<${s.elem}>;${s.decl ? `\n${s.decl}` : ''}
 fn load_${name}4(row: u32, k: u32) -> vec4f {
   if (row >= ${rows} || k >= u.K) { return vec4f(0.0); }
@@ -165,8 +162,7 @@ export function matmulProgram(shape: MatmulShape, attrs: MatmulAttrs): KernelPro
   const regRows = Array.from({ length: REG_ROWS }, (_, i) => i);
   const lane = ['x', 'y', 'z', 'w'];
   // Both schedules end alike: acc<i> holds y[m0 + i][n0 .. n0 + 3]; store what lies inside M × N.
-  const storeRows = (rows: number[]) =>
-    rows.map((i) => `  if (m0 + ${i}u < u.M) {\n${block.map((j) => `    if (n0 + ${j}u < u.N) { store(m0 + ${i}u, n0 + ${j}u, acc${i}.${lane[j]}); }`).join('\n')}\n  }`).join('\n');
+  const storeRows = (rows: number[]) => rows.map((i) => `  if (m0 + ${i}u < u.M) {\n${block.map((j) => `    if (n0 + ${j}u < u.N) { store(m0 + ${i}u, n0 + ${j}u, acc${i}.${lane[j]}); }`).join('\n')}\n  }`).join('\n');
 
   const workgroupMain = /* wgsl */ `// Tiles transposed to k-major: xs[k][m / 4] holds x rows m..m+3 at column k, ws[k][n / 4] likewise for W.
 var<workgroup> xs: array<vec4f, ${(TILE_K * TILE) / 4}>;
@@ -208,9 +204,13 @@ ${storeRows(block)}
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let n0 = gid.x * 4u;
   let m0 = gid.y * ${REG_ROWS}u;
-${direct ? `  let K4 = u.K / 4u;
+${
+  direct
+    ? `  let K4 = u.K / 4u;
 ${block.map((j) => `  let wr${j} = min(n0 + ${j}u, u.N - 1u) * K4;`).join('\n')}
-${regRows.map((i) => `  let xr${i} = min(m0 + ${i}u, u.M - 1u) * K4;`).join('\n')}` : ''}
+${regRows.map((i) => `  let xr${i} = min(m0 + ${i}u, u.M - 1u) * K4;`).join('\n')}`
+    : ''
+}
 ${regRows.map((i) => `  var acc${i} = vec4f(0.0); // y[m0 + ${i}][n0 .. n0 + 3]`).join('\n')}
   for (var k = 0u; k < u.K; k += 4u) {
 ${direct ? '    let q = k / 4u;' : ''}

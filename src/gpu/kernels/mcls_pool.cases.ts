@@ -13,7 +13,7 @@ export const mclsPoolCases: KernelCase[] = shapes.map((s) => ({
   name: `mcls_pool ${s.B}x${s.T}x${s.H} every ${s.every}`,
   async run(rt) {
     const { B, T, H, lengths } = s;
-    const ids = Uint32Array.from({ length: B * T }, (_, i) => (i % T) % s.every === 0 ? 0 : 5 + (i % 11));
+    const ids = Uint32Array.from({ length: B * T }, (_, i) => ((i % T) % s.every === 0 ? 0 : 5 + (i % 11)));
     const x = seeded(B * T * H, B * T + H, -2, 2);
     const y = rt.createBuffer(B * H * 4);
     await rt.run(mclsPoolProgram({ B, T, H, clsId: 0 }), [rt.upload(x), rt.upload(ids), rt.upload(Uint32Array.from(lengths)), y]);

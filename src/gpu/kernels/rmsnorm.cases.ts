@@ -20,20 +20,22 @@ const shapes = [
 const TOL = 1e-5;
 
 // Both schedules (the 'registers' one sums each row in a loop instead of a tree).
-export const rmsnormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => shapes.flatMap((s) =>
-  (['f32', 'f16x2'] as WeightDType[]).map((wDtype) => ({
-    name: `rmsnorm/${scheduleTag(schedule)}/${wDtype} ${s.M}x${s.H} eps=${s.eps}`,
-    async run(rt) {
-      const n = s.M * s.H;
-      const seed = s.M * 104729 + s.H;
-      const x = seeded(n, seed, -3, 3);
-      const w = uploadWeight(rt, seeded(s.H, seed + 1, 0.5, 1.5), wDtype);
-      const xb = rt.upload(x);
-      const yb = rt.createBuffer(n * 4);
-      await rt.run(rmsnormProgram({ M: s.M, H: s.H }, { wDtype, eps: s.eps, schedule }), [xb, w.buf, yb]);
-      const got = await rt.readF32(yb, n);
-      for (const b of [xb, w.buf, yb]) b.destroy();
-      return { got, want: rmsnormRef(x, s.M, s.H, w.ref, s.eps), maxAbs: TOL };
-    },
-  }))),
+export const rmsnormCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) =>
+  shapes.flatMap((s) =>
+    (['f32', 'f16x2'] as WeightDType[]).map((wDtype) => ({
+      name: `rmsnorm/${scheduleTag(schedule)}/${wDtype} ${s.M}x${s.H} eps=${s.eps}`,
+      async run(rt) {
+        const n = s.M * s.H;
+        const seed = s.M * 104729 + s.H;
+        const x = seeded(n, seed, -3, 3);
+        const w = uploadWeight(rt, seeded(s.H, seed + 1, 0.5, 1.5), wDtype);
+        const xb = rt.upload(x);
+        const yb = rt.createBuffer(n * 4);
+        await rt.run(rmsnormProgram({ M: s.M, H: s.H }, { wDtype, eps: s.eps, schedule }), [xb, w.buf, yb]);
+        const got = await rt.readF32(yb, n);
+        for (const b of [xb, w.buf, yb]) b.destroy();
+        return { got, want: rmsnormRef(x, s.M, s.H, w.ref, s.eps), maxAbs: TOL };
+      },
+    })),
+  ),
 );
