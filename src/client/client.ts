@@ -18,13 +18,13 @@ import * as Comlink from 'comlink';
 import type { EmbedResult, EmbedService, GpuProbe, ModelInfo, SourceOptions } from '../engine/service.ts';
 import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
 import type { LoadProgress } from '../model/load.ts';
-import type { Pooling } from '../model/config.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
 import { indexedDbCache, type CalibrationCache } from './cache.ts';
 import { calibrate, deviceKey } from './calibration.ts';
-import { AbortError, ClientDisposedError, WorkerCrashedError } from './errors.ts';
+import { ClientDisposedError, WorkerCrashedError } from './errors.ts';
 import { Heartbeat } from './heartbeat.ts';
-import { RequestQueue, type Chunk, type RequestOptions, type RequestResult } from './scheduler.ts';
+import { cancelled, requestOptions } from './validate.ts';
+import { RequestQueue, type Chunk, type RequestOptions } from './scheduler.ts';
 import {
   choosePlan,
   candidates,
@@ -45,97 +45,10 @@ import {
   type Sidecar,
 } from './planner.ts';
 
-export type ClientProgress =
-  | { phase: 'download'; file: string; loaded: number; total: number | null }
-  | { phase: 'loaded'; bytes: number }
-  | { phase: 'calibrate'; done: number; total: number; cached: boolean }
-  | { phase: 'ready'; plan: Plan }
-  | { phase: 'recover'; reason: string; restarts: number }
-  | { phase: 'replan'; reason: string; plan: Plan };
-
-export interface M3ClientOptions {
-  /** Hub id or base URL of a model folder. */
-  model: string;
-  budget?: Budget;
-  /**
-   * 'auto' (default): WebGPU on a hardware adapter; the CPU backend (onnxruntime-web wasm kernels per
-   * block, early exit kept) without WebGPU; on a software adapter (SwiftShader, lavapipe) both are
-   * calibrated and the faster plan wins (`plan.backendReason` says why). 'webgpu' / 'cpu' force one;
-   * 'ort-wasm' runs the model's whole exported ONNX graph (full depth only).
-   */
-  backend?: 'auto' | 'webgpu' | 'cpu' | 'ort-wasm';
-  /** The ONNX export for backend 'ort-wasm': a URL, or 'auto' (default) for `<model>/onnx/model.onnx`. */
-  onnx?: string | false;
-  /** wasm threads for the CPU backend (default: onnxruntime-web's; 1 unless the page is cross-origin isolated). */
-  threads?: number;
-  /** Where onnxruntime-web's .wasm files are served, for the CPU backend and 'ort-wasm' (default: next to its module; a built app may need e.g. `${origin}/ort/`). */
-  ortWasmPaths?: string;
-  weights?: 'auto' | 'f32' | 'f16';
-  /** For a hub id: an HF_ENDPOINT-style mirror, a branch / tag / commit, a folder in the repo, and an access token (gated repos; never logged). */
-  hubEndpoint?: string;
-  revision?: string;
-  subfolder?: string;
-  token?: string;
-  /** Scan weights for NaN/Inf at load (default true). */
-  checkFinite?: boolean;
-  onProgress?: (p: ClientProgress) => void;
-  /** Calibration cache (default: IndexedDB). */
-  cache?: CalibrationCache;
-  /** 'auto' measures (or reads the cache); 'skip' uses the flops-based default cost model. */
-  calibration?: 'auto' | 'skip';
-  /** Creates the worker (default: workers/embed.worker.ts). */
-  workerFactory?: () => Worker;
-  /** A ping every intervalMs; no answer within timeoutMs means the worker is dead. */
-  heartbeat?: { intervalMs: number; timeoutMs: number };
-  /** Worker restarts one request may live through before it rejects (default 3). */
-  maxRestarts?: number;
-  /** Texts per fairness slice (default 4) and per worker call (default 32). */
-  chunkTexts?: number;
-  maxBatchTexts?: number;
-}
-
-export interface ClientEmbedOptions {
-  layers?: number;
-  dims?: number;
-  /** Override the model's pooling (sentence-transformers' modes; src/model/config.ts POOLING_MODES). */
-  pooling?: Pooling;
-  normalize?: boolean;
-  /** Any subset of BGE-M3's outputs, all from one encoder pass (default ['dense']). */
-  outputs?: ('dense' | 'sparse' | 'colbert')[];
-  /** Truncate each ColBERT vector to its first k values, then re-normalise. */
-  colbertDims?: number;
-  /** Also return the token string of each sparse id. */
-  sparseTokens?: boolean;
-  /** BGE-M3's MCLS for long documents: a CLS every this many tokens, dense = mean of their states. */
-  mcls?: number;
-  /** The model's prompt by name ('query', 'passage', from config_sentence_transformers.json) or a literal prefix; '' for none. */
-  prompt?: string;
-  signal?: AbortSignal;
-  /** Slices of this call done so far. */
-  onProgress?: (p: { done: number; total: number }) => void;
-}
-
-/** Dense rows (n × dims), sparse and ColBERT per text when asked, with exact token counts and truncation. */
-export type ClientEmbedResult = RequestResult;
-
-export interface ClientStats {
-  calibration: 'measured' | 'cache' | 'skipped';
-  /** Calibration embeds run by this client (0 when the cache answered). */
-  calibrationRuns: number;
-  restarts: number;
-  workerCalls: number;
-  replans: number;
-  /** On a software WebGPU adapter: each backend's calibrated plan for the budget (null: none fits). */
-  backendTrials?: { backend: string; plan: Pick<Plan, 'layers' | 'dims' | 'latencyMs' | 'quality'> | null }[];
-}
-
-const EMBED_KEYS = new Set(['layers', 'dims', 'pooling', 'normalize', 'outputs', 'colbertDims', 'sparseTokens', 'mcls', 'prompt', 'signal', 'onProgress']);
+export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
+import type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
 
 const DEFAULT_HEARTBEAT = { intervalMs: 1000, timeoutMs: 30_000 };
-
-function cancelled(reason: unknown): AbortError {
-  return new AbortError('embed() was aborted', { expected: 'a call that is not aborted', received: reason instanceof Error ? reason.message : String(reason ?? 'AbortSignal fired'), cause: reason });
-}
 
 function isInputError(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
@@ -509,7 +422,7 @@ export class M3Client extends EventTarget {
       if (this.disposed) return reject(new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'embed() after dispose()' }));
       let o: RequestOptions;
       try {
-        o = this.requestOptions(texts, opts);
+        o = requestOptions(texts, opts, this.plan, this.info);
       } catch (e) {
         return reject(e);
       }
@@ -523,49 +436,6 @@ export class M3Client extends EventTarget {
       }
       this.pump();
     });
-  }
-
-  /**
-   * Validates a call on the main thread, before anything is queued: the worker's engine validates
-   * again with the same rules (src/engine/options.ts), so both sides reject the same calls.
-   */
-  private requestOptions(texts: string[], opts: ClientEmbedOptions): RequestOptions {
-    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidInputError('embed options must be an object', { expected: '{ layers?, dims?, outputs?, ... }', received: opts });
-    for (const k of Object.keys(opts)) if (!EMBED_KEYS.has(k)) throw new InvalidInputError(`unknown option "${k}"`, { expected: [...EMBED_KEYS].join(', '), received: k });
-    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new InvalidInputError('option "signal" must be an AbortSignal', { expected: 'AbortSignal', received: opts.signal });
-    if (opts.signal?.aborted) throw cancelled(opts.signal.reason);
-    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new InvalidInputError('option "onProgress" must be a function', { expected: 'a function', received: opts.onProgress });
-    if (!Array.isArray(texts) || texts.length === 0) throw new InvalidInputError('texts must be a non-empty array of strings', { expected: 'string[] with at least one string', received: texts });
-    for (let i = 0; i < texts.length; i++) {
-      if (typeof texts[i] !== 'string' || texts[i].length === 0) throw new InvalidInputError(`texts[${i}] is not a non-empty string`, { expected: 'a non-empty string', received: texts[i] });
-    }
-    const layers = opts.layers ?? this.plan.layers;
-    const dims = opts.dims ?? this.plan.dims;
-    for (const [name, v, hi] of [
-      ['layers', layers, this.info.layers],
-      ['dims', dims, this.info.hidden],
-    ] as const) {
-      if (!Number.isInteger(v) || v < 1 || v > hi) throw new InvalidInputError(`option "${name}" is out of range`, { expected: `an integer in 1..${hi}`, received: v });
-    }
-    const outputs = opts.outputs ?? ['dense'];
-    if (!Array.isArray(outputs) || outputs.length === 0 || !outputs.every((k) => k === 'dense' || k === 'sparse' || k === 'colbert')) {
-      throw new InvalidInputError('option "outputs" must be a non-empty list', { expected: 'a subset of dense, sparse, colbert', received: JSON.stringify(outputs) });
-    }
-    if ((outputs.includes('sparse') || outputs.includes('colbert')) && !this.info.hasBgeM3Heads) {
-      throw new InvalidInputError('sparse and colbert outputs need a model with BGE-M3 heads', { expected: "outputs: ['dense'] for this model", received: JSON.stringify(outputs) });
-    }
-    if (opts.colbertDims !== undefined && !outputs.includes('colbert')) throw new InvalidInputError('option "colbertDims" needs ColBERT output', { expected: "outputs including 'colbert'", received: JSON.stringify(outputs) });
-    const o: RequestOptions = { layers, dims, outputs: [...new Set(outputs)].sort() as RequestOptions['outputs'] };
-    if (opts.pooling !== undefined) o.pooling = opts.pooling;
-    if (opts.normalize !== undefined) o.normalize = opts.normalize;
-    if (opts.colbertDims !== undefined) o.colbertDims = opts.colbertDims;
-    if (opts.sparseTokens !== undefined) o.sparseTokens = opts.sparseTokens;
-    if (opts.mcls !== undefined) o.mcls = opts.mcls;
-    if (opts.prompt !== undefined) {
-      if (typeof opts.prompt !== 'string') throw new InvalidInputError('option "prompt" must be a string', { expected: "a prompt name such as 'query', or literal text", received: opts.prompt });
-      o.prompt = opts.prompt;
-    }
-    return o;
   }
 
   /**
