@@ -15,6 +15,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createCpuEngine, type CpuEncoder } from './cpu/index.ts';
 import { Engine, type EngineOptions } from './engine/engine.ts';
 import type { GpuEncoder } from './engine/gpu-encoder.ts';
 import { InvalidInputError } from './errors.ts';
@@ -89,13 +90,16 @@ export function loadModel(spec: ModelSourceSpec, opts: LoadOptions = {}): Promis
 export interface OpenEngineOptions extends EngineOptions {
   /** Passed to loadModel (progress, abort signal, fetch). */
   load?: LoadOptions;
+  /** 'auto' (default): WebGPU when a Node adapter is found, else the CPU backend (src/cpu). */
+  backend?: 'auto' | 'webgpu' | 'cpu';
 }
 
 export interface NodeEngine {
-  readonly engine: Engine<GpuEncoder>;
+  readonly engine: Engine<GpuEncoder> | Engine<CpuEncoder>;
   readonly model: LoadedModel;
-  /** The Vulkan ICD the device runs on (see createNodeGpu). */
-  readonly icd: string;
+  readonly backend: 'webgpu' | 'cpu';
+  /** The Vulkan ICD the WebGPU device runs on (see createNodeGpu); null on the CPU backend. */
+  readonly icd: string | null;
   embed: Engine['embed'];
   /** Destroys the engine and its GPU device. */
   dispose(): void;
@@ -103,14 +107,28 @@ export interface NodeEngine {
 
 /** Loads a model (folder, URL or hub id, or an already loaded model) and opens the WebGPU engine on it in Node. */
 export async function openEngine(model: ModelSourceSpec | LoadedModel, opts: OpenEngineOptions = {}): Promise<NodeEngine> {
-  const { load, ...engineOpts } = opts;
+  const { load, backend = 'auto', ...engineOpts } = opts;
   const loaded = isLoaded(model) ? model : await loadModel(model, load);
-  const { device, icd } = await createNodeGpu();
+  let gpu: Awaited<ReturnType<typeof createNodeGpu>> | null = null;
+  if (backend !== 'cpu') {
+    try {
+      gpu = await createNodeGpu();
+    } catch (e) {
+      if (backend === 'webgpu') throw e;
+    }
+  }
+  if (!gpu) {
+    // No Node WebGPU adapter (or asked for): the same Engine API on the CPU backend, early exit included.
+    const engine = await createCpuEngine(loaded, { maxLayers: engineOpts.maxLayers, ...(engineOpts.maxBatchTokens ? { maxBatchTokens: engineOpts.maxBatchTokens } : {}) });
+    return { engine, model: loaded, backend: 'cpu', icd: null, embed: (texts, o) => engine.embed(texts, o), dispose: () => engine.destroy() };
+  }
+  const { device, icd } = gpu;
   try {
     const engine = await Engine.create(new GpuRuntime(device), loaded, engineOpts);
     return {
       engine,
       model: loaded,
+      backend: 'webgpu',
       icd,
       embed: (texts, o) => engine.embed(texts, o),
       dispose: () => {

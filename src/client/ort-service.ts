@@ -57,11 +57,21 @@ export class OrtEmbedService {
     };
   }
 
-  async embed(texts: string[], opts: { layers?: number; dims?: number; pooling?: 'cls' | 'mean'; normalize?: boolean } = {}): Promise<EmbedResult> {
+  async embed(texts: string[], opts: { layers?: number; dims?: number; pooling?: 'cls' | 'mean'; normalize?: boolean; outputs?: string[] } = {}): Promise<EmbedResult> {
     const t0 = performance.now();
     const model = this.model;
     const session = this.session;
     if (!model || !session) throw new InvalidInputError('no model loaded', { expected: 'load(model) before embed()', received: 'embed() first' });
+    // The exported graph gives last_hidden_state only: what it cannot compute is an error, never silently dropped.
+    const unsupported = Object.keys(opts).filter((k) => !['layers', 'dims', 'pooling', 'normalize', 'outputs'].includes(k) && (opts as Record<string, unknown>)[k] !== undefined);
+    if (unsupported.length)
+      throw new InvalidInputError(`backend "ort-wasm" does not support option "${unsupported[0]}"`, {
+        expected: 'layers (full depth), dims, pooling, normalize, outputs: ["dense"]; use backend "cpu" or "webgpu" for the rest',
+        received: unsupported.join(', '),
+      });
+    if (opts.outputs && (opts.outputs.length !== 1 || opts.outputs[0] !== 'dense')) {
+      throw new InvalidInputError('backend "ort-wasm" returns dense vectors only', { expected: 'outputs: ["dense"] (backend "cpu" or "webgpu" run BGE-M3\'s sparse and ColBERT heads)', received: JSON.stringify(opts.outputs) });
+    }
     const c = model.config;
     const H = c.hidden_size;
     if (opts.layers !== undefined && opts.layers !== c.num_hidden_layers) {
