@@ -20,7 +20,7 @@ it('parseCsv handles quoted commas, doubled quotes and newlines', () => {
 const canRun = existsSync(CHROMIUM_EXECUTABLE) && sharedDataAvailable();
 
 describe.skipIf(!canRun)('bench --quick', () => {
-  it('writes a report with the agreed schema', { timeout: 240_000 }, async () => {
+  it('writes a report with the agreed schema', { timeout: 600_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'm3web-bench-'));
     const out = join(dir, 'bench.json');
     try {

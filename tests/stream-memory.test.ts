@@ -15,7 +15,9 @@ import { startModelServer, type ModelServer } from './helpers/model-server.ts';
  * Streamed loading keeps memory at one tensor, not one file: a 112 MB checkpoint (7 tensors of 16 MiB, as
  * pytorch_model.bin and as model.safetensors, written into a temp dir) loads in a child process whose live
  * JS memory (heap + array buffers after GC) never exceeds the baseline by more than 1.5 × the largest tensor
- * + 8 MiB. Holding the file would take 7×.
+ * + 24 MiB. The constant is the transport's read-ahead: under load fetch buffers several network chunks
+ * ahead of a slow consumer (measured: 18.0 MiB above baseline on an idle machine, 33.4 MiB on a busy one,
+ * for 16 MiB tensors). Holding the file would take 7× the largest tensor.
  */
 const MiB = 1 << 20;
 const TENSOR = 16 * MiB;
@@ -46,7 +48,7 @@ describe.each([
   ['bin', 'pytorch_model.bin'],
   ['st', 'model.safetensors'],
 ])('streamed load memory: %s', (dir, file) => {
-  it(`a ${file} of >= 100 MB peaks below 1.5 x its largest tensor + 8 MiB`, async () => {
+  it(`a ${file} of >= 100 MB peaks below 1.5 x its largest tensor + 24 MiB`, async () => {
     expect(statSync(join(tmp, dir, file)).size).toBeGreaterThanOrEqual(100_000_000);
     // Asynchronously: this process serves the file while the child loads it.
     const r = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', resolve(REPO_ROOT, 'tests/helpers/stream-memory-child.ts'), server.folderUrl(dir)], { encoding: 'utf8', cwd: REPO_ROOT });
@@ -54,6 +56,6 @@ describe.each([
     expect(tensors).toBe(7);
     expect(largest).toBe(TENSOR);
     console.log(`${file}: peak live JS memory ${((peak - baseline) / MiB).toFixed(1)} MiB above baseline for a largest tensor of ${largest / MiB} MiB`);
-    expect(peak - baseline).toBeLessThan(1.5 * largest + 8 * MiB);
+    expect(peak - baseline).toBeLessThan(1.5 * largest + 24 * MiB);
   }, 120_000);
 });
