@@ -17,6 +17,7 @@ function card(s: Session): void {
       ['pooling', `${i.pooling}${i.normalize ? ', L2-normalised' : ''}`],
       ['trained exits', i.mrlLayers?.length ? `layers ${i.mrlLayers.join(', ')} × dims ${i.mrlDims?.join(', ')}` : 'none (any depth and width, quality from the default curve)'],
       ['BGE-M3 heads', i.hasBgeM3Heads ? 'yes: dense, sparse lexical and ColBERT' : 'no: dense only'],
+      ['prompts', promptsText(i.prompts, i.defaultPrompt)],
     ]),
   );
   byId('card').dataset.ready = 'true';
@@ -60,4 +61,12 @@ export function initCard(): void {
     device(s);
   });
   byId('card-body').replaceChildren(h('p', {}, 'loading…'));
+}
+
+/** Which prompt the embeddings get: the model's default prompt (prepended to every text unless a call names another), or none. */
+function promptsText(prompts: Record<string, string> | undefined, def: string | null | undefined): string {
+  const names = Object.keys(prompts ?? {});
+  if (!names.length) return 'none (texts are embedded as given)';
+  const list = names.map((n) => `${n}: "${prompts![n]}"`).join(', ');
+  return def ? `${list}; in use by default: ${def}` : `${list}; none by default (the search view uses query / passage when present)`;
 }

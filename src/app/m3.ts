@@ -33,6 +33,8 @@ export interface EmbedRequest {
   dims: number;
   outputs?: Output[];
   sparseTokens?: boolean;
+  /** A prompt name of the model ('query', 'passage') or literal text. */
+  prompt?: string;
   signal?: AbortSignal;
 }
 
@@ -105,12 +107,16 @@ export class Session {
   /** An in-page index over this model at (layers, dims), keeping the outputs the model has. */
   async createIndex(opts: { layers: number; dims: number }): Promise<DemoIndex> {
     const outputs: Output[] = this.info.hasBgeM3Heads ? ['dense', 'sparse', 'colbert'] : ['dense'];
-    const embedder = { modelId: this.model, embed: (texts: string[], o: { outputs?: Output[]; dims?: number; layers?: number; signal?: AbortSignal }) => this.embedForIndex(texts, o) };
-    return new DemoIndex(await SemanticIndex.create({ embedder, layers: opts.layers, dims: opts.dims, outputs, chunkSize: 8 }), outputs);
+    const embedder = { modelId: this.model, embed: (texts: string[], o: { outputs?: Output[]; dims?: number; layers?: number; prompt?: string; signal?: AbortSignal }) => this.embedForIndex(texts, o) };
+    // Instruction models (e5 and the like) name their prompts: queries get 'query', documents 'passage' / 'document'.
+    const names = Object.keys(this.info.prompts ?? {});
+    const docPrompt = ['passage', 'document'].find((n) => names.includes(n));
+    const prompts = { ...(names.includes('query') ? { queryPrompt: 'query' } : {}), ...(docPrompt ? { docPrompt } : {}) };
+    return new DemoIndex(await SemanticIndex.create({ embedder, layers: opts.layers, dims: opts.dims, outputs, chunkSize: 8, ...prompts }), outputs);
   }
 
-  private async embedForIndex(texts: string[], o: { outputs?: Output[]; dims?: number; layers?: number; signal?: AbortSignal }) {
-    const r = await this.embed(texts, { layers: o.layers ?? this.plan.layers, dims: o.dims ?? this.plan.dims, outputs: o.outputs, sparseTokens: false, signal: o.signal });
+  private async embedForIndex(texts: string[], o: { outputs?: Output[]; dims?: number; layers?: number; prompt?: string; signal?: AbortSignal }) {
+    const r = await this.embed(texts, { layers: o.layers ?? this.plan.layers, dims: o.dims ?? this.plan.dims, outputs: o.outputs, sparseTokens: false, signal: o.signal, ...(o.prompt !== undefined ? { prompt: o.prompt } : {}) });
     return { embeddings: r.dense, dims: r.dims, sparse: r.sparse, colbert: r.colbert };
   }
 

@@ -12,6 +12,7 @@ import { ensureFixtures } from '../../tools/fixtures/generate.ts';
 import { GOLDENS_DIR, MODELS_DIR, REPO_ROOT } from '../../tools/fixtures/paths.ts';
 import { startModelServer, type ModelServer } from '../../tests/helpers/model-server.ts';
 import { Engine } from './engine.ts';
+import { EmbedService } from './service.ts';
 import { applyModules } from './modules.ts';
 
 /**
@@ -115,6 +116,14 @@ describe('prompts from config_sentence_transformers.json', () => {
     expect(ref.embed(TEXTS, { prompt: 'passage' }).embeddings).toEqual(ref.embed(prefixed('passage: ')).embeddings);
     expect(ref.embed(TEXTS, { prompt: 'Represent this: ' }).embeddings).toEqual(ref.embed(prefixed('Represent this: ')).embeddings);
     expect(ref.embed(TEXTS, { prompt: 'query' }).embeddings).not.toEqual(ref.embed(TEXTS).embeddings);
+  }, 120_000);
+
+  it('the worker reports the prompts and the default one in ModelInfo (the playground shows them)', async () => {
+    const svc = new EmbedService({ gpu: (await createNodeGpu()).gpu });
+    const a = await svc.load(server.folderUrl('prompts'), { backend: 'webgpu' });
+    expect([a.prompts, a.defaultPrompt]).toEqual([{ query: 'query: ', passage: 'passage: ' }, null]);
+    const b = await svc.load(server.folderUrl('default-prompt'), { backend: 'webgpu' });
+    expect([b.prompts, b.defaultPrompt]).toEqual([{ query: 'query: ', document: '' }, 'query']);
   }, 120_000);
 
   it('default_prompt_name applies when no prompt is given; passage falls back to document; an undefined name is refused', async () => {

@@ -34,6 +34,9 @@ export interface ModelInfo {
   backendReason?: string;
   /** wasm threads of the CPU backend. */
   threads?: number;
+  /** sentence-transformers prompts (config_sentence_transformers.json: name → prefix) and the default one. */
+  prompts?: Record<string, string>;
+  defaultPrompt?: string | null;
 }
 
 /** 'ort-wasm' is the client's onnxruntime-web fallback (src/client/ort-service.ts), same surface. */
@@ -373,6 +376,8 @@ function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backe
     maxLayers: backend.maxLayers,
     backends: built,
     backendReason: why,
+    prompts: loaded.modules?.prompts ?? {},
+    defaultPrompt: loaded.modules?.defaultPromptName ?? null,
     threads: backend instanceof Engine && backend.encoder instanceof CpuEncoder ? backend.encoder.threads : undefined,
   };
 }
