@@ -1,6 +1,6 @@
 import { InvalidInputError, ModelFormatError, WeightError } from '../errors.ts';
 import { TextTokenizer } from '../tokenize/tokenizer.ts';
-import { parseConfig, type EncoderConfig, type PoolingConfig } from './config.ts';
+import { parseConfig, parsePooling, type EncoderConfig, type PoolingConfig } from './config.ts';
 import { checkFinite } from './finite.ts';
 import { LoadGuard } from './guard.ts';
 import { loadModuleStack, type ModuleStack } from './modules.ts';
@@ -206,7 +206,9 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   }
   for (const h of heads.keys()) canonical.delete(h);
   opts.onProgress?.({ phase: 'ready', files, bytes });
-  return { source, config, pooling: modules.pooling, tokenizer, weights: canonical, heads, modules, weightFiles };
+  // A BGE-M3 folder (heads present) without modules.json pools by CLS, as FlagEmbedding's M3 embedder always does.
+  const pooling = !modules.declared && heads.size > 0 ? parsePooling(null, null, { bgeM3Heads: true }) : modules.pooling;
+  return { source, config, pooling, tokenizer, weights: canonical, heads, modules: { ...modules, pooling }, weightFiles };
 }
 
 /** An encoder weight stored in a dtype we do not read (F64, I8, ...) is named as such, not reported missing later. */

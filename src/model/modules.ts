@@ -36,6 +36,8 @@ export interface ModuleStack {
   prompts: Record<string, string>;
   /** `default_prompt_name`: the prompt used when a call names none (null: no prompt). */
   defaultPromptName: string | null;
+  /** Whether the folder has a modules.json (without one the loader picks the family's default pooling). */
+  declared: boolean;
 }
 
 // torch.nn class names as sentence-transformers saves them (fullname(self.activation_function)).
@@ -56,7 +58,7 @@ export type BinaryFetcher = (file: string) => Promise<Uint8Array | null>;
 export async function loadModuleStack(hidden: number, json: JsonFetcher, binary: BinaryFetcher): Promise<ModuleStack> {
   const [modules, st] = await Promise.all([json('modules.json'), json('config_sentence_transformers.json')]);
   const { prompts, defaultPromptName } = parsePrompts(st);
-  if (modules === null || modules === undefined) return { pooling: parsePooling(null, null), dense: [], prompts, defaultPromptName };
+  if (modules === null || modules === undefined) return { pooling: parsePooling(null, null), dense: [], prompts, defaultPromptName, declared: false };
   if (!Array.isArray(modules)) throw new UnsupportedModelError('modules.json must be a list', { expected: 'array', received: modules });
   const list = modules.map((m, i) => {
     const type = String((m as { type?: unknown })?.type ?? '');
@@ -93,7 +95,7 @@ export async function loadModuleStack(hidden: number, json: JsonFetcher, binary:
     width = d.out_features;
     dense.push(d);
   }
-  return { pooling, dense, prompts, defaultPromptName };
+  return { pooling, dense, prompts, defaultPromptName, declared: true };
 }
 
 function parsePrompts(st: unknown): { prompts: Record<string, string>; defaultPromptName: string | null } {
