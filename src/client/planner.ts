@@ -16,6 +16,7 @@
  */
 import { BudgetError } from './errors.ts';
 import { activationRowBytes, planAllocations, type MemoryShape } from '../engine/memory-plan.ts';
+import type { ModelShapeInfo } from '../engine/service.ts';
 
 export interface Budget {
   /** Latency of one query of `tokensPerQuery` tokens, in ms. */
@@ -49,21 +50,10 @@ export interface CostSample {
   ms: number;
 }
 
-/** What the planner needs to know about the model (ModelInfo + EmbedService.modelStats()). */
-export interface ModelShape {
-  family: string;
-  layers: number;
-  hidden: number;
-  heads: number;
-  intermediate: number;
-  vocab: number;
-  maxPositions: number;
-  typeVocab: number;
-  maxTokens: number;
+/** What the planner needs to know about the model: its config sizes (EmbedService.inspect) plus the served dtype and heads. */
+export interface ModelShape extends ModelShapeInfo {
   /** Weight storage inside the shaders: 'f32', 'f16' or 'f16x2'. */
   dtype: string;
-  mrlLayers?: number[];
-  mrlDims?: number[];
   /** ColBERT head width when the model has BGE-M3 heads (their weights and activations count too). */
   colbertWidth?: number | null;
 }
