@@ -1,0 +1,270 @@
+import { InvalidInputError, ModelFormatError } from '../errors.ts';
+import { f16ToF32, f32ToF16 } from './tensor.ts';
+
+/**
+ * Weight-only quantisation (issue #18): the format every backend shares (layout in src/model/QUANT.md).
+ * Activations and accumulation stay f32; a weight is dequantised as `(code − zero) · scale`, one f32
+ * rounding, so a GPU kernel and a CPU reference that both compute `f32(code − zero) * scale` agree exactly.
+ *
+ * - int8: per-output-channel (per row) symmetric: scale = max|w_row| / 127, code ∈ [−127, 127], zero 0.
+ * - q4: block-wise over each row, 32 consecutive input features per block (Q4_GROUP_SIZE), with a 4-bit zero
+ *   point: scale = (max(hi, 0) − min(lo, 0)) / 15 rounded to f16, zero = round(−min(lo, 0) / scale) ∈ [0, 15],
+ *   code = clamp(round(w / scale) + zero, 0, 15).
+ *
+ * Why a zero point for q4: relative RMSE ‖w − deq(w)‖ / ‖w‖ (`npx tsx tools/quant-error.ts`; f16 scales, blocks of 32):
+ *
+ *   |                                       | int8 per row | q4 sym max|w|/7 | q4 sym Q4_0 (signed max / −8) | q4 zero point |
+ *   | uniform [−1, 1), 1024 × 1024          | 0.0039       | 0.0681          | 0.0650                        | 0.0635        |
+ *   | gaussian, 1024 × 1024                 | 0.0079       | 0.0971          | 0.0860                        | 0.0809        |
+ *   | m3-tiny, its 2-D weights but pos_emb  | 0.0066       | 0.0970          | 0.0859                        | 0.0807        |
+ *
+ * The zero point cuts the error 6% below the best symmetric rule for 0.125 bit per weight (a nibble per
+ * block): 4.625 bits per weight in all, with the f16 scale. int8 stays symmetric: its error is already 12×
+ * smaller than q4's, and a zero point per row would buy little at the cost of a subtraction per element.
+ *
+ * Packing: codes are packed little-endian along each row into u32 words, 4 × int8 (two's complement bytes)
+ * or 8 × 4-bit (nibbles) per word; element k of a row is in word ⌊k / per⌋ at bit (k mod per) · bits. Each
+ * row starts on a word boundary (a ragged last word is zero-padded), so row r starts at word r · wordsPerRow.
+ */
+
+export type QuantBits = 8 | 4;
+
+/** Input features per q4 scale / zero point. */
+export const Q4_GROUP_SIZE = 32;
+
+export interface QuantizedMatrix {
+  bits: QuantBits;
+  /** Output features (rows of the PyTorch (out, in) weight, or vocabulary rows of an embedding table). */
+  rows: number;
+  /** Input features. */
+  cols: number;
+  /** (rows, wordsPerRow(bits, cols)) packed codes. */
+  qweight: Uint32Array<ArrayBuffer>;
+  /** int8: (rows) f32; q4: (rows, groupsPerRow(cols)), every value exactly representable in f16. */
+  scales: Float32Array<ArrayBuffer>;
+  /** q4: (rows, zeroWordsPerRow(cols)) 4-bit zero points, 8 per word, packed like the codes; int8: null (zero 0). */
+  qzeros: Uint32Array<ArrayBuffer> | null;
+}
+
+/** Codes per u32 word. */
+export const codesPerWord = (bits: QuantBits): number => 32 / bits;
+/** u32 words holding one row of `cols` codes. */
+export const wordsPerRow = (bits: QuantBits, cols: number): number => Math.ceil(cols / codesPerWord(bits));
+/** q4 blocks (scales, zero points) per row. */
+export const groupsPerRow = (cols: number): number => Math.ceil(cols / Q4_GROUP_SIZE);
+/** u32 words holding one row's q4 zero points. */
+export const zeroWordsPerRow = (cols: number): number => Math.ceil(groupsPerRow(cols) / 8);
+
+function checkShape(w: Float32Array, rows: number, cols: number, fn: string): void {
+  if (!Number.isSafeInteger(rows) || rows < 1 || !Number.isSafeInteger(cols) || cols < 1) throw new InvalidInputError(`${fn}: rows and cols must be positive integers`, { expected: 'integers >= 1', received: `${rows} x ${cols}` });
+  if (!(w instanceof Float32Array) || w.length !== rows * cols) throw new InvalidInputError(`${fn}: the weight does not have rows × cols elements`, { expected: `a Float32Array of ${rows * cols}`, received: w });
+}
+
+/** Per-row symmetric int8 (scale = max|w| / 127; an all-zero row gets scale 0 and codes 0). w: (rows, cols) f32. */
+export function quantizeInt8(w: Float32Array, rows: number, cols: number): QuantizedMatrix {
+  checkShape(w, rows, cols, 'quantizeInt8');
+  const wpr = wordsPerRow(8, cols);
+  const qweight = new Uint32Array(rows * wpr);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let m = 0;
+    for (let k = 0; k < cols; k++) m = Math.max(m, Math.abs(w[o + k]));
+    if (!Number.isFinite(m)) throw new InvalidInputError('quantizeInt8: the weight has a NaN or infinite value', { expected: 'finite values', received: `row ${r}` });
+    const s = Math.fround(m / 127);
+    scales[r] = s;
+    if (s === 0) continue;
+    for (let k = 0; k < cols; k++) {
+      const q = Math.max(-127, Math.min(127, Math.round(w[o + k] / s)));
+      qweight[r * wpr + (k >> 2)] |= (q & 0xff) << ((k & 3) * 8);
+    }
+  }
+  return { bits: 8, rows, cols, qweight, scales, qzeros: null };
+}
+
+/** Block-32 4-bit with a zero point per block (see the header). w: (rows, cols) f32. */
+export function quantizeQ4(w: Float32Array, rows: number, cols: number): QuantizedMatrix {
+  checkShape(w, rows, cols, 'quantizeQ4');
+  const wpr = wordsPerRow(4, cols);
+  const G = groupsPerRow(cols);
+  const zpr = zeroWordsPerRow(cols);
+  const qweight = new Uint32Array(rows * wpr);
+  const scales = new Float32Array(rows * G);
+  const qzeros = new Uint32Array(rows * zpr);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < G; g++) {
+      const k0 = g * Q4_GROUP_SIZE;
+      const k1 = Math.min(cols, k0 + Q4_GROUP_SIZE);
+      let lo = 0;
+      let hi = 0;
+      for (let k = k0; k < k1; k++) {
+        const v = w[r * cols + k];
+        if (!Number.isFinite(v)) throw new InvalidInputError('quantizeQ4: the weight has a NaN or infinite value', { expected: 'finite values', received: `row ${r}, column ${k}` });
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+      // f16 scale: half the bytes of f32 at a relative rounding of 2^-11, far below the 4-bit step (1/15).
+      // A range so small its scale flushes to f16 zero dequantises to 0 (|w| < 15 · 2^-25 there).
+      const s = f16ToF32(f32ToF16((hi - lo) / 15));
+      scales[r * G + g] = s;
+      const z = s === 0 ? 0 : Math.max(0, Math.min(15, Math.round(-lo / s)));
+      qzeros[r * zpr + (g >> 3)] |= z << ((g & 7) * 4);
+      for (let k = k0; k < k1; k++) {
+        const q = s === 0 ? z : Math.max(0, Math.min(15, Math.round(w[r * cols + k] / s) + z));
+        qweight[r * wpr + (k >> 3)] |= q << ((k & 7) * 4);
+      }
+    }
+  }
+  return { bits: 4, rows, cols, qweight, scales, qzeros };
+}
+
+/** The signed code of element (r, k) (int8: −127..127; q4: 0..15). */
+export function quantCode(q: QuantizedMatrix, r: number, k: number): number {
+  const word = q.qweight[r * wordsPerRow(q.bits, q.cols) + Math.floor(k / codesPerWord(q.bits))];
+  if (q.bits === 8) return ((word >>> ((k & 3) * 8)) << 24) >> 24;
+  return (word >>> ((k & 7) * 4)) & 15;
+}
+
+/** The zero point of element (r, k): 0 for int8, its block's nibble for q4. */
+export function quantZero(q: QuantizedMatrix, r: number, k: number): number {
+  if (q.bits === 8) return 0;
+  const g = Math.floor(k / Q4_GROUP_SIZE);
+  return (q.qzeros![r * zeroWordsPerRow(q.cols) + (g >> 3)] >>> ((g & 7) * 4)) & 15;
+}
+
+/** The scale of element (r, k). */
+export function quantScale(q: QuantizedMatrix, r: number, k: number): number {
+  return q.bits === 8 ? q.scales[r] : q.scales[r * groupsPerRow(q.cols) + Math.floor(k / Q4_GROUP_SIZE)];
+}
+
+/** Rows [row0, row0 + n) dequantised: f32((code − zero) · scale), exactly what the kernels compute. (n, cols) f32. */
+export function dequantizeRows(q: QuantizedMatrix, row0: number, n: number): Float32Array {
+  const out = new Float32Array(n * q.cols);
+  for (let r = 0; r < n; r++) for (let k = 0; k < q.cols; k++) out[r * q.cols + k] = (quantCode(q, row0 + r, k) - quantZero(q, row0 + r, k)) * quantScale(q, row0 + r, k);
+  return out;
+}
+
+/** The whole matrix dequantised, (rows, cols) f32. */
+export function dequantize(q: QuantizedMatrix): Float32Array {
+  return dequantizeRows(q, 0, q.rows);
+}
+export const dequantizeInt8 = (q: QuantizedMatrix): Float32Array => (assertBits(q, 8), dequantize(q));
+export const dequantizeQ4 = (q: QuantizedMatrix): Float32Array => (assertBits(q, 4), dequantize(q));
+function assertBits(q: QuantizedMatrix, bits: QuantBits): void {
+  if (q.bits !== bits) throw new InvalidInputError(`expected a ${bits}-bit quantised matrix`, { expected: `bits ${bits}`, received: q.bits });
+}
+
+/** Quantises with `bits`. */
+export function quantize(w: Float32Array, rows: number, cols: number, bits: QuantBits): QuantizedMatrix {
+  return bits === 8 ? quantizeInt8(w, rows, cols) : quantizeQ4(w, rows, cols);
+}
+
+/** Bytes a quantised (rows, cols) matrix occupies as stored and uploaded: codes, scales (int8 f32, q4 f16) and q4 zero points. */
+export function quantizedBytes(bits: QuantBits, rows: number, cols: number): number {
+  const codes = rows * wordsPerRow(bits, cols) * 4;
+  if (bits === 8) return codes + rows * 4;
+  return codes + 4 * Math.ceil((rows * groupsPerRow(cols)) / 2) + rows * zeroWordsPerRow(cols) * 4;
+}
+
+/**
+ * Which weights are quantised (canonical names, after prefix stripping): every matmul weight of the
+ * encoder blocks, the word-embedding table and bge-m3's colbert_linear. Biases, norms, position and
+ * token-type tables and the one-row sparse_linear stay float (they are < 2% of bge-m3's bytes).
+ */
+export function isQuantizedWeight(name: string): boolean {
+  return (
+    /^(encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)|layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|colbert_linear)\.weight$/.test(name) ||
+    name === 'embeddings.word_embeddings.weight' ||
+    name === 'embed_tokens.weight'
+  );
+}
+
+/** `quantization_config` in config.json of a pre-quantised folder (src/model/QUANT.md). */
+export interface QuantizationConfig {
+  quant_method: 'm3web';
+  bits: QuantBits;
+  /** 32 for q4; −1 (one group per row, the GPTQ convention for per-channel) for int8. */
+  group_size: number;
+  /** int8: true; q4: false (zero points). */
+  sym: boolean;
+  /** Layout version; this file describes 1. */
+  version: 1;
+}
+
+export function quantizationConfig(bits: QuantBits): QuantizationConfig {
+  return bits === 8 ? { quant_method: 'm3web', bits: 8, group_size: -1, sym: true, version: 1 } : { quant_method: 'm3web', bits: 4, group_size: Q4_GROUP_SIZE, sym: false, version: 1 };
+}
+
+/** Validates config.json's `quantization_config` (undefined → not quantised). */
+export function parseQuantizationConfig(v: unknown): QuantizationConfig | null {
+  if (v === undefined || v === null) return null;
+  const c = v as Record<string, unknown>;
+  if (typeof v !== 'object' || c.quant_method !== 'm3web')
+    throw new ModelFormatError('config.json: quantization_config is not one m3web reads', { expected: '{ "quant_method": "m3web", "bits": 8 | 4, ... } (src/model/QUANT.md)', received: typeof v === 'object' ? JSON.stringify(v) : v });
+  if (c.bits !== 8 && c.bits !== 4) throw new ModelFormatError('config.json: quantization_config.bits must be 8 or 4', { expected: '8 | 4', received: c.bits });
+  const want = quantizationConfig(c.bits);
+  for (const k of ['group_size', 'sym', 'version'] as const) {
+    if (c[k] !== want[k]) throw new ModelFormatError(`config.json: quantization_config.${k} is not the m3web layout for ${c.bits} bits`, { expected: JSON.stringify(want[k]), received: c[k] });
+  }
+  return want;
+}
+
+/** One stored tensor of a quantised module, as safetensors holds it (little-endian bytes). */
+export interface QuantFileTensor {
+  dtype: 'u32' | 'f32' | 'f16';
+  shape: number[];
+  data: Uint8Array;
+}
+
+const bytesOf = (a: Uint32Array | Float32Array | Uint16Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * The tensors and the `__metadata__` entry that store `q` as module `<module>` (the weight name without
+ * `.weight`): `<module>.qweight` U32, `<module>.scales` (int8 F32 [rows], q4 F16 [rows, groups]), q4
+ * `<module>.qzeros` U32, and `"<module>.shape": "[rows, cols]"`. The inverse is fromQuantTensors.
+ */
+export function quantTensors(module: string, q: QuantizedMatrix): { tensors: [string, QuantFileTensor][]; metadata: Record<string, string> } {
+  const tensors: [string, QuantFileTensor][] = [[`${module}.qweight`, { dtype: 'u32', shape: [q.rows, wordsPerRow(q.bits, q.cols)], data: bytesOf(q.qweight) }]];
+  if (q.bits === 8) tensors.push([`${module}.scales`, { dtype: 'f32', shape: [q.rows], data: bytesOf(q.scales) }]);
+  else {
+    tensors.push([`${module}.scales`, { dtype: 'f16', shape: [q.rows, groupsPerRow(q.cols)], data: bytesOf(Uint16Array.from(q.scales, f32ToF16)) }]);
+    tensors.push([`${module}.qzeros`, { dtype: 'u32', shape: [q.rows, zeroWordsPerRow(q.cols)], data: bytesOf(q.qzeros!) }]);
+  }
+  return { tensors, metadata: { [`${module}.shape`]: JSON.stringify([q.rows, q.cols]) } };
+}
+
+/** Copies little-endian bytes into a fresh aligned typed array (file bytes may sit at any offset). */
+function aligned<T extends Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>>(data: Uint8Array, make: (b: ArrayBuffer) => T): T {
+  return make(data.slice().buffer);
+}
+
+/**
+ * Rebuilds module `<module>`'s matrix from its stored tensors (`get` looks a name up; `metadata` is the
+ * safetensors `__metadata__`), checking every dtype and shape against QUANT.md: ModelFormatError otherwise.
+ */
+export function fromQuantTensors(module: string, bits: QuantBits, get: (name: string) => QuantFileTensor | undefined, metadata: Record<string, string>): QuantizedMatrix {
+  let shape: unknown;
+  try {
+    shape = JSON.parse(metadata[`${module}.shape`] ?? 'null');
+  } catch {
+    shape = null;
+  }
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((s) => Number.isSafeInteger(s) && s > 0)) {
+    throw new ModelFormatError(`quantised weight "${module}" has no valid shape in the safetensors __metadata__`, { expected: `"${module}.shape": "[rows, cols]"`, received: metadata[`${module}.shape`] });
+  }
+  const [rows, cols] = shape as [number, number];
+  const want = (name: string, dtype: QuantFileTensor['dtype'], dims: number[]): Uint8Array => {
+    const t = get(`${module}.${name}`);
+    if (!t || t.dtype !== dtype || t.shape.length !== dims.length || t.shape.some((s, i) => s !== dims[i])) {
+      throw new ModelFormatError(`quantised weight "${module}.${name}" is missing or misshapen`, {
+        expected: `${dtype.toUpperCase()} [${dims.join(', ')}] (src/model/QUANT.md, ${bits} bits)`,
+        received: t ? `${t.dtype.toUpperCase()} [${t.shape.join(', ')}]` : 'nothing',
+      });
+    }
+    return t.data;
+  };
+  const qweight = aligned(want('qweight', 'u32', [rows, wordsPerRow(bits, cols)]), (b) => new Uint32Array(b));
+  if (bits === 8) return { bits, rows, cols, qweight, scales: aligned(want('scales', 'f32', [rows]), (b) => new Float32Array(b)), qzeros: null };
+  const halves = aligned(want('scales', 'f16', [rows, groupsPerRow(cols)]), (b) => new Uint16Array(b));
+  return { bits, rows, cols, qweight, scales: Float32Array.from(halves, f16ToF32), qzeros: aligned(want('qzeros', 'u32', [rows, zeroWordsPerRow(cols)]), (b) => new Uint32Array(b)) };
+}
