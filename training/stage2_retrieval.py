@@ -14,6 +14,12 @@ Hard-label InfoNCE on each; the ensemble at the deepest exit, dense + 0.3 sparse
 weights), is both trained and, detached, the soft teacher of every score at every exit (self-knowledge
 distillation; distilling the deepest exit into the shallow ones as sentence-transformers' AdaptiveLayerLoss does).
 Initialised from stage 1 (training/runs/stage1.pt); checkpoints training/runs/stage2.pt (resumed automatically).
+
+Continued run (the second shipped stage 2; see the model card for why):
+    nice -n 19 /usr/bin/python3 training/stage2_retrieval.py --continue-from training/runs/stage2.pt --out training/runs/stage2b.pt \
+        --pools mean --exit-weights linear --steps 240 --schedule-steps 240 --threads 2
+--pools mean drops the CLS cells (half the dense cells; their loss never left ln 32); --exit-weights linear weights exit k
+by k / K instead of uniformly.
 """
 
 from __future__ import annotations
@@ -119,26 +125,38 @@ def all_scores(model: M3Tiny, q, p, pools=("mean", "cls")) -> dict:
     return out
 
 
-def step_loss(model: M3Tiny, scores: dict, temp: float):
+def exit_weight(k: int, K: int, scheme: str) -> float:
+    """Loss weight of exit k. uniform: every exit alike (the shipped run). linear: k / K, so the full-depth exit carries the
+    most weight and shallow exits are auxiliary, as sentence-transformers' AdaptiveLayerLoss (2DMSE) always trains the last
+    layer at full weight and down-weights prior ones. Measured on the shipped run (training/diagnose_exits.py, model card):
+    blocks 1..2 get gradient from every exit's loss, blocks 5..6 only from exit 6's, so under uniform weights the top blocks
+    get the smallest share of the gradient."""
+    return k / K if scheme == "linear" else 1.0
+
+
+def step_loss(model: M3Tiny, scores: dict, temp: float, exit_weights: str = "uniform"):
     cfg = model.cfg
     B = next(iter(scores.values())).shape[0]
     target = torch.arange(B)
     K, D = max(cfg.mrl_layers), max(cfg.mrl_dims)
     ens = W_DENSE * scores[("dense", "mean", K, D)] + W_SPARSE * scores[("sparse", K)] + W_COLBERT * scores[("colbert", K)]
     teacher = torch.softmax(ens.detach() / temp, dim=-1)
-    hard, soft, parts = [], [], {}
+    hard, soft, wsum, parts = 0.0, 0.0, 0.0, {}
     for key, s in scores.items():
-        w = W_SPARSE if key[0] == "sparse" else 1.0
+        k = key[2] if key[0] == "dense" else key[1]
+        w = (W_SPARSE if key[0] == "sparse" else 1.0) * exit_weight(k, K, exit_weights)
         logits = s / temp
         h = F.cross_entropy(logits, target)
         kd = -(teacher * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
-        hard.append(w * h)
-        soft.append(w * kd)
-        if key in {("dense", "mean", K, D), ("dense", "cls", K, D), ("sparse", K), ("colbert", K), ("dense", "mean", min(cfg.mrl_layers), min(cfg.mrl_dims))}:
-            parts["/".join(map(str, key))] = round(h.item(), 3)
+        hard = hard + w * h
+        soft = soft + w * kd
+        wsum += exit_weight(k, K, exit_weights)
+        if (key[0] == "dense" and key[3] == D) or key[0] != "dense" or key == ("dense", "mean", min(cfg.mrl_layers), min(cfg.mrl_dims)):
+            parts["/".join(map(str, key))] = round(h.item(), 3)  # per-exit curves: full-width dense, sparse, ColBERT at every exit
     ens_loss = F.cross_entropy(ens / temp, target)
     parts["ensemble"] = round(ens_loss.item(), 3)
-    loss = 0.5 * (sum(hard) / len(hard) + ens_loss) / 2 + 0.5 * sum(soft) / len(soft)
+    # uniform weights reduce to the shipped run's plain means over the score list
+    loss = 0.5 * (hard / wsum + ens_loss) / 2 + 0.5 * soft / wsum
     return loss, parts
 
 
@@ -182,6 +200,11 @@ def main() -> None:
     # MLM's unigram phase — mean pairwise cosine of pooled embeddings 0.9998 at every exit — and from there the dense
     # and ColBERT losses stayed at ln(32) for 20 stage-2 steps. --fresh starts stage 2 from the seeded init instead.
     ap.add_argument("--fresh", action="store_true", help="do not load the stage-1 weights")
+    # Continued stage 2 (the second shipped run): weights and AdamW state from a finished stage-2 checkpoint; its step count
+    # offsets the batch sequence (no batch is replayed) and a new warmup + cosine of --schedule-steps starts at 0.
+    ap.add_argument("--continue-from", help="finished stage-2 checkpoint to continue from")
+    ap.add_argument("--pools", default="mean,cls", help="poolings trained (the shipped model serves mean; CLS never left ln 32)")
+    ap.add_argument("--exit-weights", choices=["uniform", "linear"], default="uniform")
     ap.add_argument("--out", default=os.path.join(RUNS, "stage2.pt"))
     args = ap.parse_args()
     set_threads(args.threads)
@@ -190,41 +213,49 @@ def main() -> None:
     init = torch.load(args.init)
     cfg = TinyConfig(**init["config"])
     model = M3Tiny(cfg)  # seeded init (torch.manual_seed above)
-    if not args.fresh:
+    if not args.fresh and not args.continue_from:
         model.load_state_dict(init["model"])
     # Trained parameters: the encoder and the two heads (lm_head is not used here and is not shipped).
     params = [p for n, p in model.named_parameters() if not n.startswith("lm_head")]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = lambda s: min(1.0, (s + 1) / args.warmup) * max(0.1, 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.schedule_steps))))  # noqa: E731
-    step, wall = 0, 0.0
+    step, wall, base = 0, 0.0, 0
+    if args.continue_from:
+        prev = torch.load(args.continue_from)
+        model.load_state_dict(prev["model"])
+        opt.load_state_dict(prev["opt"])
+        base = prev["step"]
     if os.path.exists(args.out):
         ck = torch.load(args.out)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        step, wall = ck["step"], ck["wall"]
+        step, wall, base = ck["step"], ck["wall"], ck.get("base", 0)
         print(f"resumed at step {step} ({wall:.0f} s so far)", flush=True)
     train, dev = load_pairs()
     print(json.dumps({"train": {k: len(v) for k, v in train.items()}, "dev": {k: len(v) for k, v in dev.items()}}), flush=True)
+    pools = tuple(args.pools.split(","))
+    blocks = [list(b.parameters()) for b in model.model.layers]
     model.train()
     while step < args.steps:
         t0 = time.time()
         for g in opt.param_groups:
             g["lr"] = args.lr * sched(step)
-        src, rows = batch_for(step, args.seed, train, args.batch)
+        src, rows = batch_for(base + step, args.seed, train, args.batch)
         q = encode_batch(sp, [r["q"] for r in rows], args.qlen)
         p = encode_batch(sp, [r["p"] for r in rows], args.plen)
-        loss, parts = step_loss(model, all_scores(model, q, p), args.temp)
+        loss, parts = step_loss(model, all_scores(model, q, p, pools), args.temp, args.exit_weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        gn_blocks = [round(sum(float(x.grad.pow(2).sum()) for x in ps if x.grad is not None) ** 0.5, 4) for ps in blocks]  # per block 1..L
+        gnorm = float(torch.nn.utils.clip_grad_norm_(params, 1.0))
         opt.step()
         step += 1
         dt = time.time() - t0
         wall += dt
         ntok = int(q[1].sum() + p[1].sum())
-        print(json.dumps({"step": step, "src": src, "loss": round(loss.item(), 4), "tok_s": round(ntok / dt), "wall_s": round(wall), **parts}), flush=True)
+        print(json.dumps({"step": step, "src": src, "loss": round(loss.item(), 4), "tok_s": round(ntok / dt), "wall_s": round(wall), **parts, "gnorm": round(gnorm, 4), "gn_blocks": gn_blocks}), flush=True)
         if step % args.ckpt_every == 0 or step == args.steps:
-            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall, "config": cfg.to_dict(), "args": vars(args)}, args.out)
+            save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall, "config": cfg.to_dict(), "args": vars(args), "base": base}, args.out)
     dev_res = dev_eval(model, sp, dev, args)
     with open(args.out.replace(".pt", "_dev.json"), "w") as f:
         json.dump({"step": step, "wall_s": round(wall), "recall@1": dev_res}, f, indent=1)
