@@ -5,105 +5,9 @@
  * executes anything, and any other global is a ModelFormatError.
  */
 import { ModelFormatError } from '../errors.ts';
-import type { DType } from './tensor.ts';
+import { OPCODE_NAMES } from './pickle-opcodes.ts';
+import { isIndex, isStorageRef, PyDict, PyGlobal, PyTuple, STORAGE_DTYPES, TensorRef } from './pickle-values.ts';
 import { decodeUtf8, u64 } from './zip.ts';
-
-/** A `module.name` reference pushed by GLOBAL / STACK_GLOBAL. Only allow-listed names are accepted. */
-export class PyGlobal {
-  constructor(
-    readonly module: string,
-    readonly name: string,
-  ) {}
-  get qualified(): string {
-    return `${this.module}.${this.name}`;
-  }
-}
-
-/** Python tuple (kept distinct from list so shapes and persistent ids are checked for what they are). */
-export class PyTuple {
-  constructor(readonly items: unknown[]) {}
-}
-
-/** A storage named by a persistent id: record `data/<key>` holding `numel` elements of `dtype`. */
-export interface StorageRef {
-  kind: 'storage';
-  key: string;
-  storageClass: string;
-  /** null: a dtype RawTensor cannot hold (int64 position_ids, f64, ...); such tensors are skipped or rejected. */
-  dtype: DType | null;
-  /** Bytes per element, known for every storage class so unsupported records can be skipped by size. */
-  elementBytes: number;
-  numel: number;
-}
-
-/** A tensor view onto a storage, as rebuilt by torch._utils._rebuild_tensor_v2. */
-export class TensorRef {
-  constructor(
-    readonly storage: StorageRef,
-    readonly offset: number,
-    readonly shape: number[],
-    readonly stride: number[],
-  ) {}
-}
-
-/** Python dict / OrderedDict: insertion-ordered like both. */
-export class PyDict {
-  readonly map = new Map<unknown, unknown>();
-  constructor(readonly ordered: boolean) {}
-}
-
-/** Storage classes torch writes in persistent ids, and the dtypes RawTensor can hold. */
-export const STORAGE_DTYPES: Record<string, DType | null> = Object.assign(Object.create(null), {
-  FloatStorage: 'f32',
-  HalfStorage: 'f16',
-  BFloat16Storage: 'bf16',
-  DoubleStorage: null,
-  LongStorage: null,
-  IntStorage: null,
-  ShortStorage: null,
-  CharStorage: null,
-  ByteStorage: null,
-  BoolStorage: null,
-  ComplexFloatStorage: null,
-  ComplexDoubleStorage: null,
-});
-
-/** Element sizes of every storage class above (torch/storage.py). */
-const STORAGE_ELEMENT_BYTES: Record<string, number> = {
-  FloatStorage: 4,
-  HalfStorage: 2,
-  BFloat16Storage: 2,
-  DoubleStorage: 8,
-  LongStorage: 8,
-  IntStorage: 4,
-  ShortStorage: 2,
-  CharStorage: 1,
-  ByteStorage: 1,
-  BoolStorage: 1,
-  ComplexFloatStorage: 8,
-  ComplexDoubleStorage: 16,
-};
-
-/**
- * torch/serialization.py persistent_load: ('storage', storage_class, key, location, numel) → a StorageRef.
- * Unsupported (but well-formed) storage classes come back with dtype null.
- */
-export function parseStoragePid(pid: unknown): StorageRef {
-  const items = pid instanceof PyTuple ? pid.items : [];
-  const [tag, cls, key, , count] = items;
-  if (items.length !== 5 || tag !== 'storage' || !(cls instanceof PyGlobal) || typeof key !== 'string' || !isIndex(count)) {
-    throw new ModelFormatError('torch data.pkl: unexpected persistent id', {
-      expected: "('storage', torch.<Type>Storage, key, location, numel)",
-      received: pid instanceof PyTuple ? `tuple(${items.map((v) => (typeof v === 'string' ? JSON.stringify(v) : typeof v)).join(', ')})` : pid,
-    });
-  }
-  if (cls.module !== 'torch' || !Object.hasOwn(STORAGE_DTYPES, cls.name)) {
-    throw new ModelFormatError('torch data.pkl: persistent id names an unknown storage class', { expected: 'torch.<Type>Storage', received: cls.qualified });
-  }
-  const elementBytes = STORAGE_ELEMENT_BYTES[cls.name];
-  if (!Number.isSafeInteger(count * elementBytes)) throw new ModelFormatError(`torch storage "${key}" is implausibly large`, { expected: '< 2^53 bytes', received: count });
-  return { kind: 'storage', key, storageClass: cls.qualified, dtype: STORAGE_DTYPES[cls.name], elementBytes, numel: count };
-}
 
 /** Every global the VM will resolve. Anything else is rejected, so a hostile pickle can name but never run code. */
 const ALLOWED_CALLABLES = new Set(['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state']);
@@ -112,78 +16,6 @@ function isAllowedGlobal(module: string, name: string): boolean {
   if (ALLOWED_CALLABLES.has(`${module}.${name}`)) return true;
   return module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name);
 }
-
-/** Opcode names for error messages (pickletools.py). */
-const OPCODE_NAMES: Record<number, string> = {
-  0x28: 'MARK',
-  0x2e: 'STOP',
-  0x30: 'POP',
-  0x31: 'POP_MARK',
-  0x32: 'DUP',
-  0x46: 'FLOAT',
-  0x49: 'INT',
-  0x4a: 'BININT',
-  0x4b: 'BININT1',
-  0x4c: 'LONG',
-  0x4d: 'BININT2',
-  0x4e: 'NONE',
-  0x50: 'PERSID',
-  0x51: 'BINPERSID',
-  0x52: 'REDUCE',
-  0x53: 'STRING',
-  0x54: 'BINSTRING',
-  0x55: 'SHORT_BINSTRING',
-  0x56: 'UNICODE',
-  0x58: 'BINUNICODE',
-  0x61: 'APPEND',
-  0x62: 'BUILD',
-  0x63: 'GLOBAL',
-  0x64: 'DICT',
-  0x7d: 'EMPTY_DICT',
-  0x65: 'APPENDS',
-  0x67: 'GET',
-  0x68: 'BINGET',
-  0x69: 'INST',
-  0x6a: 'LONG_BINGET',
-  0x6c: 'LIST',
-  0x5d: 'EMPTY_LIST',
-  0x6f: 'OBJ',
-  0x70: 'PUT',
-  0x71: 'BINPUT',
-  0x72: 'LONG_BINPUT',
-  0x73: 'SETITEM',
-  0x74: 'TUPLE',
-  0x29: 'EMPTY_TUPLE',
-  0x75: 'SETITEMS',
-  0x47: 'BINFLOAT',
-  0x80: 'PROTO',
-  0x81: 'NEWOBJ',
-  0x82: 'EXT1',
-  0x83: 'EXT2',
-  0x84: 'EXT4',
-  0x85: 'TUPLE1',
-  0x86: 'TUPLE2',
-  0x87: 'TUPLE3',
-  0x88: 'NEWTRUE',
-  0x89: 'NEWFALSE',
-  0x8a: 'LONG1',
-  0x8b: 'LONG4',
-  0x42: 'BINBYTES',
-  0x43: 'SHORT_BINBYTES',
-  0x8c: 'SHORT_BINUNICODE',
-  0x8d: 'BINUNICODE8',
-  0x8e: 'BINBYTES8',
-  0x8f: 'EMPTY_SET',
-  0x90: 'ADDITEMS',
-  0x91: 'FROZENSET',
-  0x92: 'NEWOBJ_EX',
-  0x93: 'STACK_GLOBAL',
-  0x94: 'MEMOIZE',
-  0x95: 'FRAME',
-  0x96: 'BYTEARRAY8',
-  0x97: 'NEXT_BUFFER',
-  0x98: 'READONLY_BUFFER',
-};
 
 export class Unpickler {
   private pos = 0;
@@ -534,12 +366,4 @@ export class Unpickler {
     if (!(v instanceof PyTuple) || !v.items.every(isIndex)) this.fail(`tensor ${what} is not a tuple of non-negative ints`, 'tuple of ints', v);
     return v.items as number[];
   }
-}
-
-export function isIndex(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
-export function isStorageRef(v: unknown): v is StorageRef {
-  return typeof v === 'object' && v !== null && (v as StorageRef).kind === 'storage';
 }

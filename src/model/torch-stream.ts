@@ -15,7 +15,7 @@
  */
 import { M3Error, ModelFormatError } from '../errors.ts';
 import { ByteQueue } from './bytes.ts';
-import type { StorageRef, TensorRef } from './pickle.ts';
+import type { StorageRef, TensorRef } from './pickle-values.ts';
 import type { RawTensor } from './tensor.ts';
 import { checkByteorder, checkStorageLength, DecodeBudget, parseStateDictPickle, tensorView, type StateDictLayout } from './torch.ts';
 import { crc32, crc32Update, SIG_CENTRAL, SIG_DATA_DESCRIPTOR, SIG_EOCD, SIG_LOCAL, ZIP_METHODS } from './zip.ts';

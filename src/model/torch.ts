@@ -32,7 +32,8 @@
  * failure of a crafted file, whatever its kind, surfaces as a ModelFormatError.
  */
 import { M3Error, ModelFormatError } from '../errors.ts';
-import { parseStoragePid, PyDict, TensorRef, Unpickler, type StorageRef } from './pickle.ts';
+import { Unpickler } from './pickle.ts';
+import { parseStoragePid, PyDict, TensorRef, type StorageRef } from './pickle-values.ts';
 import { numel, type RawTensor } from './tensor.ts';
 import { entryPayload, readZipDirectory } from './zip.ts';
 
