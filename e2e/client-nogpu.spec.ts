@@ -110,3 +110,25 @@ test('backend "ort-wasm" runs the model\'s exported ONNX graph on onnxruntime-we
     await gpuBrowser.close();
   }
 });
+
+test('backend "ort-wasm" returns BGE-M3\'s dense, sparse and ColBERT outputs equal to the CPU backend (bge-m3 hub layout with onnx/)', async ({ page }) => {
+  const texts = TEXTS.slice(0, 3);
+  const all = async (opts: object) => {
+    await run(page, 'xlmr-tiny-bin', opts, []);
+    const r = await page.evaluate((t) => window.__client!.embedAll(t), texts);
+    if ('error' in r) throw new Error(r.error);
+    return r;
+  };
+  const graph = await all({ backend: 'ort-wasm' });
+  const cpu = await all({ backend: 'cpu' });
+  expect([graph.backend, cpu.backend]).toEqual(['ort-wasm', 'cpu']);
+  const cos = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i], 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  const H = graph.dense.length / texts.length;
+  for (let i = 0; i < texts.length; i++) {
+    expect(cos(graph.dense.slice(i * H, (i + 1) * H), cpu.dense.slice(i * H, (i + 1) * H))).toBeGreaterThanOrEqual(0.9999);
+    expect(graph.sparse[i].map(([id]) => id)).toEqual(cpu.sparse[i].map(([id]) => id));
+    graph.sparse[i].forEach(([, w], j) => expect(Math.abs(w - cpu.sparse[i][j][1])).toBeLessThan(1e-3));
+    expect(graph.colbert[i].length).toBe(cpu.colbert[i].length);
+    expect(cos(graph.colbert[i], cpu.colbert[i])).toBeGreaterThanOrEqual(0.9999);
+  }
+});

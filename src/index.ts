@@ -1,6 +1,6 @@
 /**
  * m3web's public surface (the package's "." entry): `import { M3Client } from 'm3web'`.
- * Browser code: M3Client owns its worker (bundled next to this file as embed.worker.js / ort.worker.js and
+ * Browser code: M3Client owns its worker (bundled next to this file as embed.worker.js and
  * referenced with `new URL('./x.worker.js', import.meta.url)`, so the app's bundler picks them up).
  * The Node engine and the bulk helpers live in 'm3web/node' (src/node.ts).
  */

@@ -76,6 +76,15 @@ const api = {
   async embed(texts: string[], opts: { layers?: number; dims?: number } = {}): Promise<Outcome> {
     return outcome(0, current!.embed(texts, opts));
   },
+  /** Every BGE-M3 output, as plain arrays: dense rows, sparse (id, weight) pairs, ColBERT vectors per text. */
+  async embedAll(texts: string[]): Promise<{ dense: number[]; sparse: [number, number][][]; colbert: number[][]; backend: string } | { error: string }> {
+    try {
+      const r = await current!.embed(texts, { outputs: ['dense', 'sparse', 'colbert'] });
+      return { dense: [...r.embeddings], sparse: r.sparse!.map((v) => [...v.ids].map((id, j) => [id, v.weights[j]] as [number, number])), colbert: r.colbert!.map((b) => [...b.data]), backend: current!.info.backend };
+    } catch (e) {
+      return { error: `${(e as Error).name}: ${(e as Error).message}` };
+    }
+  },
   /** n concurrent requests; `disrupt` fires once the first worker call is under way. */
   async storm(n: number, disrupt: 'terminate' | 'lose-device' | 'none', opts: { layers?: number; dims?: number } = {}): Promise<{ outcomes: Outcome[]; pendingAtDisruption: number; restarts: number; workerCalls: number; lost: boolean; ms: number }> {
     const m = current!;

@@ -14,41 +14,19 @@
  * reject), and results from a worker generation that was replaced are ignored. Embedding is pure, so
  * re-running a chunk after a crash is safe.
  */
-import * as Comlink from 'comlink';
-import type { EmbedResult, EmbedService, GpuProbe, ModelInfo, SourceOptions } from '../engine/service.ts';
+import type { EmbedResult, GpuProbe, ModelInfo } from '../engine/service.ts';
 import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
-import type { LoadProgress } from '../model/load.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
 import { indexedDbCache, type CalibrationCache } from './cache.ts';
-import { calibrate, deviceKey } from './calibration.ts';
 import { ClientDisposedError, WorkerCrashedError } from './errors.ts';
-import { Heartbeat } from './heartbeat.ts';
 import { cancelled, requestOptions } from './validate.ts';
 import { RequestQueue, type Chunk, type RequestOptions } from './scheduler.ts';
-import {
-  choosePlan,
-  candidates,
-  DEFAULT_TOKENS_PER_QUERY,
-  engineMB,
-  indexMB,
-  paretoFrontier,
-  predictBatchMs,
-  qualityTable,
-  updateDrift,
-  type Budget,
-  type Candidate,
-  type CostModel,
-  type DriftState,
-  type ModelShape,
-  type Plan,
-  type QualityTable,
-  type Sidecar,
-} from './planner.ts';
+import { choosePlan, candidates, paretoFrontier, predictBatchMs, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type QualityTable, type Sidecar } from './planner.ts';
+import { loadOptions, openSession, type StartupContext } from './startup.ts';
+import { WorkerHost } from './worker-host.ts';
 
 export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
 import type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
-
-const DEFAULT_HEARTBEAT = { intervalMs: 1000, timeoutMs: 30_000 };
 
 function isInputError(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
@@ -64,14 +42,12 @@ export class M3Client extends EventTarget {
   adapter: GpuProbe | null = null;
   readonly stats: ClientStats = { calibration: 'skipped', calibrationRuns: 0, restarts: 0, workerCalls: 0, replans: 0 };
 
-  private worker: Worker | null = null;
-  private remote: Comlink.Remote<EmbedService> | null = null;
+  private readonly host: WorkerHost;
   private gen = 0;
   private starting: Promise<void> | null = null;
   private readonly queue: RequestQueue;
   private inflight: { gen: number; chunks: Chunk[] } | null = null;
   private disposed = false;
-  private heartbeat: Heartbeat | null = null;
   /** Blocks the worker uploads (undefined: all); set from the memory budget, cleared when a plan goes deeper. */
   private maxLayers: number | undefined;
   private deepening: Promise<void> | null = null;
@@ -85,6 +61,7 @@ export class M3Client extends EventTarget {
     super();
     this.cache = options.cache ?? indexedDbCache();
     this.queue = new RequestQueue(options.chunkTexts ?? 4);
+    this.host = new WorkerHost(options.workerFactory, options.heartbeat);
   }
 
   static async create(options: M3ClientOptions): Promise<M3Client> {
@@ -146,27 +123,10 @@ export class M3Client extends EventTarget {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Worker lifecycle
+  // Worker lifecycle (worker-host.ts starts and watches workers; startup.ts loads and calibrates)
 
-  private spawn(ortUrl: string | null): Worker {
-    if (this.options.workerFactory) return this.options.workerFactory();
-    if (ortUrl) return new Worker(new URL('../../workers/ort.worker.ts', import.meta.url), { type: 'module' });
-    return new Worker(new URL('../../workers/embed.worker.ts', import.meta.url), { type: 'module' });
-  }
-
-  private modelBase(): URL {
-    const m = this.options.model;
-    return /^(https?:|\/|\.)/.test(m) ? new URL(m.endsWith('/') ? m : `${m}/`, typeof location !== 'undefined' ? location.href : undefined) : new URL(`https://huggingface.co/${m}/resolve/main/`);
-  }
-
-  /** The ONNX file to run on onnxruntime-web's wasm EP, or null for the engine's own backends. */
-  private async chooseOrt(): Promise<string | null> {
-    const { backend = 'auto', onnx = 'auto' } = this.options;
-    if (backend !== 'ort-wasm' || onnx === false || this.options.workerFactory) return null;
-    const url = onnx === 'auto' ? new URL('onnx/model.onnx', this.modelBase()).href : new URL(onnx, typeof location !== 'undefined' ? location.href : undefined).href;
-    // 'auto' never picks ORT: the CPU backend runs the same onnxruntime-web wasm kernels per block, so it
-    // keeps early exit and every output, which a whole exported graph cannot.
-    return url;
+  private startupContext(gen: number): StartupContext {
+    return { options: this.options, budget: this.budget, cache: this.cache, stats: this.stats, emit: (p) => this.emit(p), current: () => gen === this.gen };
   }
 
   /** Starts a worker, loads the model (HTTP/browser cache makes a reload cheap), calibrates or reads the cache, plans. */
@@ -174,63 +134,11 @@ export class M3Client extends EventTarget {
     if (this.starting) return this.starting;
     const gen = ++this.gen;
     this.starting = (async () => {
-      const ortUrl = await this.chooseOrt();
-      const worker = this.spawn(ortUrl);
-      this.worker = worker;
-      const remote = Comlink.wrap<EmbedService>(worker);
-      this.remote = remote;
-      worker.addEventListener('error', (ev) => {
-        ev.preventDefault?.();
-        void this.recover(gen, `worker error: ${(ev as ErrorEvent).message ?? 'unknown'}`);
-      });
-      worker.addEventListener('messageerror', () => void this.recover(gen, 'worker messageerror'));
-      const onLoad = Comlink.proxy((p: LoadProgress) => {
-        if (p.phase === 'download') this.emit({ phase: 'download', file: p.file, loaded: p.loaded, total: p.total });
-        else this.emit({ phase: 'loaded', bytes: p.bytes });
-      });
-      // Blocks to upload: all, unless a memory budget cannot hold them (planned from config.json alone,
-      // before any weight is fetched), or a plan already chose fewer (after a restart).
-      this.maxLayers ??= ortUrl ? undefined : await this.affordableLayers(remote);
-      const [adapter, info, sidecar] = await Promise.all([
-        remote.probeGpu(),
-        ortUrl ? remote.load(this.options.model, { onnx: ortUrl, wasmPaths: this.options.ortWasmPaths } as never, onLoad) : remote.load(this.options.model, this.loadOptions(), onLoad),
-        this.sidecar ? Promise.resolve(this.sidecar) : ortUrl ? Promise.resolve(null) : this.fetchSidecar(remote),
-      ]);
-      const stats = await remote.modelStats();
-      if (gen !== this.gen) return;
-      const prevDevice = this.adapter ? deviceKey(this.adapter, this.info) : null;
-      this.adapter = adapter;
-      this.info = info;
-      this.sidecar = sidecar;
-      this.shape = {
-        family: info.family,
-        layers: info.layers,
-        hidden: info.hidden,
-        heads: info.heads,
-        maxTokens: info.maxTokens,
-        dtype: info.dtype,
-        mrlLayers: info.mrlLayers,
-        mrlDims: info.mrlDims,
-        intermediate: stats?.intermediate ?? 4 * info.hidden,
-        vocab: stats?.vocab ?? 30522,
-        maxPositions: stats?.maxPositions ?? info.maxTokens,
-        typeVocab: stats?.typeVocab ?? 0,
-        colbertWidth: stats?.colbertWidth ?? null,
-      };
-      this.quality = qualityTable(this.shape, sidecar);
-      if ((info.backend as string) === 'ort-wasm') {
-        // The ONNX export has no early exits: only full-depth points remain (dims still truncate).
-        const full = this.quality.points.filter((p) => p.layers === info.layers);
-        this.quality = { ...this.quality, points: full.length ? full : qualityTable({ ...this.shape, mrlLayers: undefined, mrlDims: undefined }).points.filter((p) => p.layers === info.layers) };
-      }
-      const deviceChanged = prevDevice !== null && prevDevice !== deviceKey(adapter, info);
-      if ((info.backends?.length ?? 1) > 1) {
-        // A software WebGPU adapter: the worker built WebGPU and the CPU backend; calibrate both, keep the faster plan.
-        await this.chooseBackend(remote, gen);
-        if (gen !== this.gen) return;
-      } else if (!this.cost || prevDevice === null || deviceChanged || this.modelChanged) this.cost = await this.calibrate(remote, gen);
+      const remote = this.host.spawn((reason) => void this.recover(gen, reason));
+      const s = await openSession(remote, this.startupContext(gen), { adapter: this.adapter, info: this.info, cost: this.cost, sidecar: this.sidecar, maxLayers: this.maxLayers, modelChanged: this.modelChanged });
+      if (!s || gen !== this.gen) return;
+      Object.assign(this, { adapter: s.adapter, info: s.info, sidecar: s.sidecar, shape: s.shape, quality: s.quality, cost: s.cost, maxLayers: s.maxLayers });
       this.modelChanged = false;
-      if (gen !== this.gen) return;
       let plan: Plan;
       try {
         plan = choosePlan(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits());
@@ -239,51 +147,18 @@ export class M3Client extends EventTarget {
         plan = { ...this.plan, backend: this.info.backend, dtype: this.info.dtype }; // after a restart: keep serving the old plan
       }
       plan.backendReason = this.info.backendReason;
-      if (this.plan && (deviceChanged || plan.backend !== this.plan.backend)) {
+      if (this.plan && (s.deviceChanged || plan.backend !== this.plan.backend)) {
         this.stats.replans++;
         this.emit({ phase: 'replan', reason: 'device changed', plan });
       }
       this.plan = plan;
       this.drift = { logRatio: 0, n: 0 };
-      this.startHeartbeat(gen);
+      this.host.watch((reason) => void this.recover(gen, reason));
       this.emit({ phase: 'ready', plan });
     })().finally(() => {
       this.starting = null;
     });
     return this.starting;
-  }
-
-  private loadOptions(maxLayers = this.maxLayers): Parameters<EmbedService['load']>[1] {
-    const { backend = 'auto', weights, threads, ortWasmPaths, checkFinite } = this.options;
-    return {
-      ...this.sourceOptions(),
-      ...(checkFinite !== undefined ? { checkFinite } : {}),
-      backend: backend as Exclude<typeof backend, 'ort-wasm'>,
-      weights,
-      ...(threads !== undefined ? { threads } : {}),
-      ...(ortWasmPaths ? { wasmPaths: ortWasmPaths } : {}),
-      ...(maxLayers ? { maxLayers } : {}),
-    };
-  }
-
-  private sourceOptions(): SourceOptions {
-    const { hubEndpoint, revision, subfolder, token } = this.options;
-    return Object.fromEntries(Object.entries({ hubEndpoint, revision, subfolder, token }).filter(([, v]) => v !== undefined));
-  }
-
-  /**
-   * The deepest exit whose uploaded blocks fit the budget's memoryMB (one memory model: planAllocations),
-   * or undefined for all of them. Weight dtype before load: f16 when asked for, else the f32 upper bound.
-   */
-  private async affordableLayers(remote: Comlink.Remote<EmbedService>): Promise<number | undefined> {
-    const mem = this.budget.memoryMB;
-    if (mem === undefined) return undefined;
-    const pre = await remote.inspect(this.options.model, this.sourceOptions());
-    const shape: ModelShape = { ...pre, dtype: this.options.weights === 'f16' ? 'f16' : 'f32', colbertWidth: null };
-    const T = Math.min(this.budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, pre.maxTokens);
-    let k = pre.layers;
-    while (k > 1 && engineMB(shape, k, T) + indexMB(this.budget.corpusSize, 1) > mem) k--;
-    return k < pre.layers ? k : undefined;
   }
 
   /**
@@ -292,11 +167,11 @@ export class M3Client extends EventTarget {
    * until the new one is ready; calls caught by the swap are re-run, see onBatchError).
    */
   private ensureLayers(layers: number): Promise<void> {
-    if (!this.info || layers <= (this.info.maxLayers ?? this.info.layers) || !this.remote) return Promise.resolve();
+    if (!this.info || layers <= (this.info.maxLayers ?? this.info.layers) || !this.host.remote) return Promise.resolve();
     this.deepening ??= (async () => {
-      const remote = this.remote!;
+      const remote = this.host.remote!;
       const gen = this.gen;
-      const info = await remote.load(this.options.model, this.loadOptions(this.info.layers));
+      const info = await remote.load(this.options.model, loadOptions(this.options, this.info.layers));
       if (gen !== this.gen) return;
       this.maxLayers = undefined;
       this.info = info;
@@ -307,72 +182,9 @@ export class M3Client extends EventTarget {
     return this.deepening;
   }
 
-  /**
-   * Calibrates every backend the worker built, plans on each for the budget, and keeps the one whose plan
-   * is best (higher quality, then lower latency); the worker releases the other. The reason names both.
-   */
-  private async chooseBackend(remote: Comlink.Remote<EmbedService>, gen: number): Promise<void> {
-    const kinds = this.info.backends!;
-    const tried: { kind: ModelInfo['backend']; cost: CostModel; plan: Plan | null; info: ModelInfo }[] = [];
-    for (const kind of kinds) {
-      const info: ModelInfo = { ...this.info, backend: kind, dtype: kind === 'webgpu' ? this.info.dtype : 'f32' };
-      const cost = await this.calibrate(remote, gen, info);
-      if (gen !== this.gen) return;
-      let plan: Plan | null;
-      try {
-        plan = choosePlan({ ...this.shape, dtype: info.dtype }, this.quality, cost, this.budget, kind, kind === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {});
-      } catch {
-        plan = null;
-      }
-      tried.push({ kind, cost, plan, info });
-    }
-    const ok = tried.filter((t) => t.plan);
-    const pick = ok.sort((x, y) => y.plan!.quality - x.plan!.quality || x.plan!.latencyMs - y.plan!.latencyMs)[0] ?? tried.sort((x, y) => x.cost.a + x.cost.b - (y.cost.a + y.cost.b))[0];
-    const fmt = (t: (typeof tried)[number]) => (t.plan ? `${t.kind} ${t.plan.layers}×${t.plan.dims} ~${t.plan.latencyMs.toFixed(1)} ms` : `${t.kind}: no plan meets the budget`);
-    const reason = `software WebGPU adapter: calibrated ${tried.map(fmt).join(' vs ')}; kept ${pick.kind}`;
-    this.stats.backendTrials = tried.map((t) => ({ backend: t.kind, plan: t.plan && { layers: t.plan.layers, dims: t.plan.dims, latencyMs: t.plan.latencyMs, quality: t.plan.quality } }));
-    this.info = await remote.selectBackend(pick.kind, reason);
-    this.shape = { ...this.shape, dtype: this.info.dtype };
-    this.cost = pick.cost;
-  }
-
   /** The adapter's buffer limits, when the plan runs on WebGPU. */
   private limits(): { maxStorageBufferBindingSize?: number; maxBufferSize?: number } {
     return this.info?.backend === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {};
-  }
-
-  /** The model's m3web.json quality table, read by the worker's loader (same source, same offline cache). */
-  private async fetchSidecar(remote: Comlink.Remote<EmbedService>): Promise<Sidecar | null> {
-    try {
-      return ((await remote.readSidecar(this.options.model, this.sourceOptions())) as Sidecar | null) ?? null;
-    } catch {
-      return null;
-    }
-  }
-
-  private async calibrate(remote: Comlink.Remote<EmbedService>, gen: number, info: ModelInfo = this.info): Promise<CostModel> {
-    const out = await calibrate(remote, {
-      info,
-      shape: this.shape,
-      adapter: this.adapter,
-      cache: this.cache,
-      mode: this.options.calibration ?? 'auto',
-      current: () => gen === this.gen,
-      onProgress: (p) => this.emit({ phase: 'calibrate', ...p }),
-    });
-    this.stats.calibration = out.source;
-    this.stats.calibrationRuns += out.runs;
-    return out.cost;
-  }
-
-  private startHeartbeat(gen: number): void {
-    this.heartbeat?.stop();
-    const remote = this.remote!;
-    this.heartbeat = new Heartbeat(
-      this.options.heartbeat ?? DEFAULT_HEARTBEAT,
-      () => remote.ping(),
-      (reason) => void this.recover(gen, reason),
-    );
   }
 
   /**
@@ -382,12 +194,9 @@ export class M3Client extends EventTarget {
   private async recover(gen: number, reason: string): Promise<void> {
     if (gen !== this.gen || this.disposed) return;
     this.gen++; // results still arriving from the old worker are ignored from here on
-    this.heartbeat?.stop();
     this.stats.restarts++;
     this.emit({ phase: 'recover', reason, restarts: this.stats.restarts });
-    this.worker?.terminate();
-    this.worker = null;
-    this.remote = null;
+    this.host.kill();
     this.starting = null;
     const back = this.inflight?.chunks ?? [];
     this.inflight = null;
@@ -406,9 +215,7 @@ export class M3Client extends EventTarget {
       } catch (e) {
         lastError = e;
         this.gen++;
-        (this.worker as Worker | null)?.terminate();
-        this.worker = null;
-        this.remote = null;
+        this.host.kill();
       }
     }
     this.queue.failAll(() => new WorkerCrashedError('could not restart the worker', { expected: 'a worker that loads the model', received: String(lastError), cause: lastError }));
@@ -451,11 +258,11 @@ export class M3Client extends EventTarget {
   }
 
   private pump(): void {
-    if (this.disposed || this.inflight || this.starting || this.deepening || !this.remote) return;
+    if (this.disposed || this.inflight || this.starting || this.deepening || !this.host.remote) return;
     const batch = this.queue.next(this.options.maxBatchTexts ?? 32, this.info.maxLayers ?? this.info.layers);
     if (!batch.length) return;
     const gen = this.gen;
-    const remote = this.remote;
+    const remote = this.host.remote;
     this.inflight = { gen, chunks: batch };
     const texts = batch.flatMap((c) => c.req.texts.slice(c.start, c.end));
     const { layers, dims, ...rest } = batch[0].req.opts;
@@ -503,15 +310,7 @@ export class M3Client extends EventTarget {
       return;
     }
     // Is the worker still healthy (an input error) or did its device go (lost → engine gone)?
-    let healthy = false;
-    if (isInputError(e)) {
-      try {
-        const p = await Promise.race([this.remote!.ping(), new Promise<null>((res) => setTimeout(() => res(null), 5000))]);
-        healthy = !!p && p.loaded;
-      } catch {
-        healthy = false;
-      }
-    }
+    const healthy = isInputError(e) && (await this.host.healthy());
     if (gen !== this.gen) return;
     if (!healthy) return this.recover(gen, `worker call failed: ${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? String(e)}`);
     this.inflight = null;
@@ -531,10 +330,7 @@ export class M3Client extends EventTarget {
     if (typeof model !== 'string' || !model) throw new InvalidInputError('setModel needs a model', { expected: 'a hub id or URL', received: model });
     const changed = model !== this.options.model;
     this.gen++; // answers still coming from the old worker are ignored from here on
-    this.heartbeat?.stop();
-    this.worker?.terminate();
-    this.worker = null;
-    this.remote = null;
+    this.host.kill();
     this.starting = null;
     const back = this.inflight?.chunks ?? [];
     this.inflight = null;
@@ -555,7 +351,7 @@ export class M3Client extends EventTarget {
 
   /** Worker-side memory figures: live GPU buffer bytes and the worker's JS heap (where the browser reports it). */
   async memory(): Promise<{ gpuBytes: number; gpuBuffers: number; jsHeapBytes: number | null } | null> {
-    return (await this.remote?.debugMemory()) ?? null;
+    return (await this.host.remote?.debugMemory()) ?? null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -563,17 +359,17 @@ export class M3Client extends EventTarget {
 
   /** Test hook: terminates the worker without telling the client (the heartbeat finds out). */
   debugTerminateWorker(): void {
-    this.worker?.terminate();
+    this.host.terminateSilently();
   }
 
   /** Test hook: destroys the worker's GPU device (device.lost fires inside the worker). */
   async debugLoseDevice(): Promise<boolean> {
-    return (await this.remote?.loseDeviceForTest()) ?? false;
+    return (await this.host.remote?.loseDeviceForTest()) ?? false;
   }
 
   /** Test hook: calibration embeds the current worker ran (0 after a cache hit). */
   async debugWorkerCalibrationRuns(): Promise<number> {
-    return (await this.remote?.calibrationRuns) ?? -1;
+    return (await this.host.remote?.calibrationRuns) ?? -1;
   }
 
   get pending(): number {
@@ -584,11 +380,8 @@ export class M3Client extends EventTarget {
     if (this.disposed) return;
     this.disposed = true;
     this.gen++;
-    this.heartbeat?.stop();
     this.queue.failAll(() => new ClientDisposedError('the client was disposed', { expected: 'a live client', received: 'dispose() while pending' }));
     this.queue.clear();
-    this.worker?.terminate();
-    this.worker = null;
-    this.remote = null;
+    this.host.kill();
   }
 }

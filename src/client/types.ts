@@ -23,8 +23,8 @@ export interface M3ClientOptions {
    * 'ort-wasm' runs the model's whole exported ONNX graph (full depth only).
    */
   backend?: 'auto' | 'webgpu' | 'cpu' | 'ort-wasm';
-  /** The ONNX export for backend 'ort-wasm': a URL, or 'auto' (default) for `<model>/onnx/model.onnx`. */
-  onnx?: string | false;
+  /** The ONNX export for backend 'ort-wasm': a URL (relative to the page), or 'auto' (default) for `<model>/onnx/model.onnx`. */
+  onnx?: string;
   /** wasm threads for the CPU backend (default: onnxruntime-web's; 1 unless the page is cross-origin isolated). */
   threads?: number;
   /** Where onnxruntime-web's .wasm files are served, for the CPU backend and 'ort-wasm' (default: next to its module; a built app may need e.g. `${origin}/ort/`). */

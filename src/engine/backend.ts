@@ -5,7 +5,7 @@
  * every backend accepts and rejects exactly the same requests and returns exactly the same shapes.
  *
  * `EmbedBackend` is what the worker's service (and M3Client through it) talks to: an Engine over a
- * BatchEncoder, or the ONNX backend (src/client/ort-service.ts), which runs whole graphs.
+ * BatchEncoder (WebGPU, the CPU backend, a whole exported ONNX graph), or the CPU reference in tests.
  */
 import type { LoadedModel } from '../model/load.ts';
 import type { EncoderBatch } from '../tokenize/tokenizer.ts';
@@ -40,6 +40,8 @@ export interface BatchEncoder {
   readonly dtype: string;
   /** Blocks this encoder holds: a request for more layers is rejected before any work. */
   readonly maxLayers: number;
+  /** The only depths it can stop at (a whole exported graph: [L]); undefined: every depth 1..maxLayers. */
+  readonly exits?: readonly number[];
   /** ColBERT head width, or null when the model has no BGE-M3 heads. */
   readonly colbertWidth: number | null;
   /** Largest padded-token count (B × T) one batch may hold on this backend (e.g. one GPU storage binding). */

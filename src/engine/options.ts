@@ -80,7 +80,7 @@ export interface ResolvedRequest {
  * needs ColBERT; MCLS excludes ColBERT (inserted CLS tokens would become vectors); `layers` must be
  * loaded; `signal` must be an AbortSignal and not aborted yet; `onProgress` must be a function.
  */
-export function resolveRequest(cfg: EncoderConfig, pooling: PoolingConfig, request: unknown, backend: { colbertWidth: number | null; maxLayers: number }): ResolvedRequest {
+export function resolveRequest(cfg: EncoderConfig, pooling: PoolingConfig, request: unknown, backend: { colbertWidth: number | null; maxLayers: number; exits?: readonly number[] }): ResolvedRequest {
   if (request === undefined) request = {};
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     throw new InvalidInputError('options must be an object', { expected: '{ layers?, dims?, outputs?, ... } or undefined', received: request });
@@ -96,6 +96,9 @@ export function resolveRequest(cfg: EncoderConfig, pooling: PoolingConfig, reque
   }
   if (o.layers > backend.maxLayers) {
     throw new InvalidInputError('option "layers" exceeds the blocks this engine loaded', { expected: `at most ${backend.maxLayers} (created with maxLayers)`, received: o.layers });
+  }
+  if (backend.exits && !backend.exits.includes(o.layers)) {
+    throw new InvalidInputError('this backend cannot exit at that depth (a whole exported graph runs at full depth)', { expected: `layers in [${backend.exits.join(', ')}], or backend "cpu" / "webgpu" for early exit`, received: o.layers });
   }
   const { signal, onProgress } = rest;
   if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidInputError('option "signal" must be an AbortSignal', { expected: 'an AbortSignal (AbortController.signal) or undefined', received: signal });

@@ -4,9 +4,9 @@ import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
 import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
-import { fetchModelFile } from '../model/source.ts';
+import { fetchModelFile, resolveModelSource } from '../model/source.ts';
 import type { BackendKind, EmbedBackend } from './backend.ts';
-import { createCpuEngine, CpuEncoder } from '../cpu/index.ts';
+import { createCpuEngine, createOrtGraphEngine, HostEncoder } from '../cpu/index.ts';
 import { GpuEncoder } from './gpu-encoder.ts';
 import { Engine, type EngineEmbedding, type EngineOptions, type EngineRequest } from './engine.ts';
 
@@ -39,7 +39,7 @@ export interface ModelInfo {
   defaultPrompt?: string | null;
 }
 
-/** 'ort-wasm' is the client's onnxruntime-web fallback (src/client/ort-service.ts), same surface. */
+/** 'ort-wasm' runs a model's own exported ONNX graph (full depth) through the same Engine as every backend. */
 export type Backend = BackendKind;
 
 /** One embed call's result as the worker returns it: the engine's outputs plus which backend computed them. */
@@ -72,6 +72,11 @@ export interface LoadOptions extends EngineOptions, SourceOptions {
   stallTimeoutMs?: number;
   /** Keep the JS copies of the weights after the GPU upload (default false: they are released). */
   keepWeights?: boolean;
+  /**
+   * Backend 'ort-wasm' only: the exported graph, as a path inside the model folder (default
+   * 'onnx/model.onnx', as transformers.js and BAAI/bge-m3 lay it out) or an absolute URL.
+   */
+  onnx?: string;
 }
 
 /** Model sizes read from config.json (EmbedService.inspect). */
@@ -103,8 +108,9 @@ interface Serving {
   model: LoadedModel;
 }
 
-/** The backends load() accepts ('ort-wasm' is the client's separate ONNX worker). */
-const LOAD_BACKENDS: readonly string[] = ['auto', 'webgpu', 'cpu', 'cpu-ref'];
+/** The backends load() accepts. */
+const LOAD_BACKENDS: readonly string[] = ['auto', 'webgpu', 'cpu', 'cpu-ref', 'ort-wasm'];
+const DEFAULT_ONNX = 'onnx/model.onnx';
 
 /**
  * What the worker exposes. Kept free of comlink so Node tests drive it directly; the worker file
@@ -162,9 +168,12 @@ export class EmbedService {
 
   async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
-    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, hubEndpoint, revision, subfolder, token, checkFinite, ...engineOpts } = opts;
+    const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, hubEndpoint, revision, subfolder, token, checkFinite, onnx, ...engineOpts } = opts;
     const sourceOpts = { hubEndpoint, revision, subfolder, token, checkFinite };
     if (!LOAD_BACKENDS.includes(backend)) throw new InvalidInputError('unknown backend', { expected: LOAD_BACKENDS.map((b) => `"${b}"`).join(', '), received: backend });
+    if (onnx !== undefined && (backend !== 'ort-wasm' || typeof onnx !== 'string' || !onnx)) {
+      throw new InvalidInputError('option "onnx" names the exported graph for backend "ort-wasm"', { expected: 'backend "ort-wasm" and a non-empty path or URL', received: `backend ${JSON.stringify(backend)}, onnx ${JSON.stringify(onnx)}` });
+    }
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: onProgress });
     if (signal?.aborted) throw abortError(signal);
     this.loadAbort?.abort(new AbortError('load() was superseded by a newer load()', { expected: 'one load at a time', received: 'a second load()' }));
@@ -174,8 +183,15 @@ export class EmbedService {
     signal?.addEventListener('abort', onAbort, { once: true });
     const built: ServedBackend[] = [];
     try {
-      const loaded = await loadModel(model, { ...sourceOpts, onProgress, signal: ctl.signal, stallTimeoutMs });
+      // The exported graph holds the encoder's weights: fetch none of ours, only the heads BGE-M3 ships beside them.
+      const graph = backend === 'ort-wasm' ? { heads: true, encoderWeights: false } : {};
+      const loaded = await loadModel(model, { ...sourceOpts, ...graph, onProgress, signal: ctl.signal, stallTimeoutMs });
       let why = '';
+      if (backend === 'ort-wasm') {
+        const bytes = await fetchOnnx(loaded, onnx ?? DEFAULT_ONNX, { signal: ctl.signal, headers: authHeaders(token), onProgress });
+        built.push(await createOrtGraphEngine(loaded, bytes, { threads, wasmPaths, ...(engineOpts.maxBatchTokens ? { maxBatchTokens: engineOpts.maxBatchTokens } : {}) }));
+        why = 'asked for the exported ONNX graph on onnxruntime-web (wasm; full depth only)';
+      }
       if (backend === 'webgpu' || backend === 'auto') {
         try {
           const gpu = await Engine.create(await this.gpu(), loaded, engineOpts);
@@ -357,6 +373,15 @@ function abortError(signal: AbortSignal): AbortError {
   return r instanceof AbortError ? r : new AbortError('load() was aborted', { expected: 'a load that is not aborted', received: r instanceof Error ? r.message : String(r ?? 'AbortSignal fired'), cause: r });
 }
 
+/** The exported graph's bytes: a path inside the model folder (same source, hub options and cache), or an absolute URL. */
+async function fetchOnnx(loaded: LoadedModel, onnx: string, opts: { signal: AbortSignal; headers?: Record<string, string>; onProgress?: (p: LoadProgress) => void }): Promise<Uint8Array> {
+  const absolute = /^[a-z][a-z0-9+.-]*:/i.test(onnx) || onnx.startsWith('/');
+  const cut = onnx.lastIndexOf('/') + 1;
+  const [source, file] = absolute ? [resolveModelSource(onnx.slice(0, cut)), onnx.slice(cut)] : [loaded.source, onnx];
+  const onProgress = (loadedBytes: number, total: number | null) => opts.onProgress?.({ phase: 'download', file: onnx, loaded: loadedBytes, total });
+  return fetchModelFile(source, file, { kind: 'binary', signal: opts.signal, headers: absolute ? undefined : opts.headers, onProgress });
+}
+
 function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backend[], why: string): ModelInfo {
   const c = loaded.config;
   return {
@@ -378,7 +403,7 @@ function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backe
     backendReason: why,
     prompts: loaded.modules?.prompts ?? {},
     defaultPrompt: loaded.modules?.defaultPromptName ?? null,
-    threads: backend instanceof Engine && backend.encoder instanceof CpuEncoder ? backend.encoder.threads : undefined,
+    threads: backend instanceof Engine && backend.encoder instanceof HostEncoder ? backend.encoder.threads : undefined,
   };
 }
 

@@ -29,6 +29,11 @@ export interface LoadOptions {
   keepWeights?: boolean;
   /** Load bge-m3's colbert_linear / sparse_linear heads when the model has them (default: xlm-roberta only). */
   heads?: boolean;
+  /**
+   * false: fetch no encoder weight file at all (a backend that brings its own weights, e.g. a whole exported
+   * ONNX graph); config, tokenizer, modules and the colbert_linear.pt / sparse_linear.pt heads still load.
+   */
+  encoderWeights?: boolean;
   /** Check every weight for NaN / ±Inf as it arrives (NonFiniteWeightError). Default true; a linear scan of the bytes. */
   checkFinite?: boolean;
   /** For a hub id given as a string: the hub (HF_ENDPOINT-style mirror), branch / tag / commit, and folder in the repo. */
@@ -160,8 +165,8 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
       r = { done: false, value: { name: '', tensor: EMPTY_TENSOR } };
     }
   };
-  let found = false;
-  for (const layout of WEIGHT_LAYOUTS) {
+  let found = opts.encoderWeights === false;
+  for (const layout of found ? [] : WEIGHT_LAYOUTS) {
     const single = await open(layout.single);
     if (single) {
       await readStream(layout.single, single, layout.format);

@@ -6,7 +6,9 @@
 import { Engine } from '../../src/engine/engine.ts';
 import { createDevice, GpuRuntime } from '../../src/gpu/runtime.ts';
 import { loadModel } from '../../src/model/load.ts';
-import { OrtEmbedService } from '../../src/client/ort-service.ts';
+import { createOrtGraphEngine } from '../../src/cpu/index.ts';
+import type { EngineEmbedding } from '../../src/engine/engine.ts';
+import type { SparseVector } from '../../src/engine/postprocess.ts';
 import { modelParityRows, parityTexts } from './engine-cases.ts';
 import { maxAbs, minRowCosine, type ParityRow } from './goldens.ts';
 
@@ -29,25 +31,25 @@ export async function browserParity(origin: string, fixtures: string[], onnxFixt
     const cfg = model.config;
     const H = cfg.hidden_size;
     const engine = await Engine.create(rt, model, { weights: 'f32' });
-    // The client's own wasm fallback (src/client/ort-service.ts) on the PyTorch ONNX export.
-    const onnx = new OrtEmbedService();
-    await onnx.load(`${origin}/models/${fixture}/`, { onnx: `${origin}/fixtures/onnx/${fixture}/model.onnx`, wasmPaths: `${origin}/node_modules/onnxruntime-web/dist/` });
+    // Backend 'ort-wasm' (src/cpu/graph-encoder.ts) on the PyTorch ONNX export, heads from the model folder.
+    const graphModel = await loadModel(`${origin}/models/${fixture}/`, { heads: true, encoderWeights: false });
+    const bytes = new Uint8Array(await (await fetch(`${origin}/fixtures/onnx/${fixture}/model.onnx`)).arrayBuffer());
+    const onnx = await createOrtGraphEngine(graphModel, bytes, { wasmPaths: `${origin}/node_modules/onnxruntime-web/dist/` });
     const texts = parityTexts();
-    const theirs = (await onnx.embed(texts)).embeddings;
-    const ours = (await engine.embed(texts, {})).embeddings;
-    rows.push({
-      family: cfg.family,
-      backend: 'onnxruntime-web',
-      dtype: 'f32',
-      layers: cfg.num_hidden_layers,
-      dims: H,
-      n: texts.length,
-      cos_min: minRowCosine(theirs, ours, texts.length, H),
-      max_abs: maxAbs(theirs, ours),
-      output: 'dense',
-      fixture,
-      against: 'webgpu-browser f32',
-    });
+    const outputs: ('dense' | 'sparse' | 'colbert')[] = onnx.encoder.colbertWidth ? ['dense', 'sparse', 'colbert'] : ['dense'];
+    const theirs = await onnx.embed(texts, { outputs });
+    const ours = await engine.embed(texts, { outputs });
+    const row = { family: cfg.family, backend: 'onnxruntime-web', dtype: 'f32', layers: cfg.num_hidden_layers, n: texts.length, fixture, against: 'webgpu-browser f32' };
+    rows.push({ ...row, dims: H, cos_min: minRowCosine(theirs.embeddings, ours.embeddings, texts.length, H), max_abs: maxAbs(theirs.embeddings, ours.embeddings), output: 'dense' });
+    if (theirs.colbert && ours.colbert) {
+      const flat = (r: EngineEmbedding) => Float32Array.from(r.colbert!.flatMap((b) => [...b.data]));
+      const d = theirs.colbert[0].dim;
+      const a = flat(theirs);
+      rows.push({ ...row, dims: d, cos_min: minRowCosine(a, flat(ours), a.length / d, d), max_abs: maxAbs(a, flat(ours)), output: 'colbert' });
+      const s = theirs.sparse!.map((v, i) => sparseCompare(v, ours.sparse![i]));
+      rows.push({ ...row, dims: 1, cos_min: Math.min(...s.map((x) => x.cos)), max_abs: Math.max(...s.map((x) => x.maxAbs)), output: 'sparse' });
+    }
+    onnx.destroy();
     engine.destroy();
   }
   notes.push('onnxruntime-web ran the wasm execution provider on the ONNX export of the same fixture');
@@ -67,4 +69,22 @@ export async function browserEmbedOne(origin: string, fixture: string, text: str
   engine.destroy();
   rt.device.destroy();
   return { embedding: r.embeddings, truncated: r.truncated, ms };
+}
+
+/** Cosine and max |Δ| of two lexical-weight maps (token id → weight), a missing id counting as 0. */
+function sparseCompare(a: SparseVector, b: SparseVector): { cos: number; maxAbs: number } {
+  const m = new Map<number, [number, number]>();
+  a.ids.forEach((id, i) => m.set(id, [a.weights[i], 0]));
+  b.ids.forEach((id, i) => m.set(id, [m.get(id)?.[0] ?? 0, b.weights[i]]));
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  let maxAbs = 0;
+  for (const [x, y] of m.values()) {
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+    maxAbs = Math.max(maxAbs, Math.abs(x - y));
+  }
+  return { cos: na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb), maxAbs };
 }
