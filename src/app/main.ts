@@ -1,50 +1,63 @@
 /**
- * Playground entry: wires the views (each in its own module), registers the service worker that makes
- * the page work offline after one visit (src/app/sw.ts), and opens the default model.
+ * Playground entry: registers the service worker that makes the page work offline after one visit
+ * (src/app/sw.ts), then starts the views (app.ts).
+ *
+ * The production build precaches its whole file list, so there the views start at once. The dev server has
+ * no build manifest: its worker caches what passes through it. So on a first dev visit the views wait until
+ * the worker controls the page (clientsClaim, at most DEV_CONTROL_WAIT_MS), the worker re-fetches into its
+ * cache what the page loaded before that (this file, vite's client, the stylesheet, the page itself), and only
+ * then are the views and the model worker loaded, through the service worker. One online visit is then enough
+ * on the dev server too.
  */
 import { registerSW } from 'virtual:pwa-register';
-import { initCard } from './card.ts';
-import { initCompare } from './compare.ts';
 import { byId } from './dom.ts';
-import { initModelPicker, openModel, startModel } from './models.ts';
-import { initPlan } from './plan.ts';
-import { initSearch } from './search.ts';
-import { initStorage } from './storage.ts';
 
-function networkStatus(): void {
-  const el = byId('net-status');
-  const show = () => {
-    el.textContent = navigator.onLine ? '' : 'Offline: running from the cache (app shell and model files).';
-    document.documentElement.dataset.online = String(navigator.onLine);
-  };
-  addEventListener('online', show);
-  addEventListener('offline', show);
-  show();
+const DEV_CONTROL_WAIT_MS = 10_000;
+
+/** Resolves when the page is controlled (or after `ms`); false when it is not. */
+function controlled(ms: number): Promise<boolean> {
+  const sw = navigator.serviceWorker;
+  if (sw.controller) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(!!sw.controller), ms);
+    sw.addEventListener('controllerchange', () => (clearTimeout(t), resolve(true)), { once: true });
+  });
 }
 
-function serviceWorker(): void {
+/** Dev server, first visit: has the now-controlling worker cache the page's earlier requests (sw.ts, 'm3web-dev-cache'). */
+async function devCacheEarlyRequests(): Promise<void> {
+  if (!(await controlled(DEV_CONTROL_WAIT_MS))) return;
+  const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name)].filter((u) => new URL(u).origin === location.origin);
+  const channel = new MessageChannel();
+  const done = new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, DEV_CONTROL_WAIT_MS);
+    channel.port1.onmessage = () => (clearTimeout(t), resolve());
+  });
+  navigator.serviceWorker.controller!.postMessage({ type: 'm3web-dev-cache', urls }, [channel.port2]);
+  await done;
+}
+
+/** Registers the worker; resolves when the views may start. `data-sw="ready"` on <html> means offline-ready. */
+async function serviceWorker(): Promise<void> {
   if (!('serviceWorker' in navigator)) return;
+  const firstVisit = !navigator.serviceWorker.controller;
   registerSW({
     immediate: true,
     // A new worker took over: say so instead of vite-plugin-pwa's default reload, which would drop the open model and index.
     onNeedReload: () => (byId('net-status').textContent = 'A new version of the playground is cached: reload the page to use it.'),
     onRegisterError: (e: unknown) => (byId('net-status').textContent = `The offline cache could not start: ${String(e)}`),
   });
-  // The worker claims the page on its first install (sw.ts), so "controlled" means offline-ready.
+  const mark = () => navigator.serviceWorker.controller && (document.documentElement.dataset.sw = 'ready');
+  if (import.meta.env.DEV && firstVisit) {
+    await devCacheEarlyRequests();
+    mark();
+    return;
+  }
+  // The worker claims the page on its first install (sw.ts); in the build, "controlled" means precached, so offline-ready.
   void navigator.serviceWorker.ready.then(() => {
-    const mark = () => navigator.serviceWorker.controller && (document.documentElement.dataset.sw = 'ready');
     mark();
     navigator.serviceWorker.addEventListener('controllerchange', mark);
   });
 }
 
-initModelPicker();
-initCard();
-initPlan();
-initCompare();
-initSearch();
-initStorage();
-networkStatus();
-serviceWorker();
-const start = startModel();
-void openModel(start.url, start.label, start.random);
+void serviceWorker().finally(() => import('./app.ts'));

@@ -41,7 +41,21 @@ cleanupOutdatedCaches();
 
 if (import.meta.env.DEV) {
   // The dev server has no build manifest (modules are served one by one): keep what an online visit fetched.
-  registerRoute(({ url, request }) => request.method === 'GET' && url.origin === self.location.origin, new NetworkFirst({ cacheName: 'm3web-dev-shell', plugins: [isolation] }));
+  // ignoreVary: vite answers with `Vary: Origin`, and a module script's request carries an Origin header that the
+  // worker's own re-fetch below does not: same-origin, the two are the same file.
+  const devShell = new NetworkFirst({ cacheName: 'm3web-dev-shell', plugins: [isolation], matchOptions: { ignoreVary: true } });
+  registerRoute(({ url, request }) => request.method === 'GET' && url.origin === self.location.origin, devShell);
+  // First visit: what the page loaded before this worker controlled it is fetched again through the same strategy
+  // (main.ts sends the URLs and waits for the answer before it loads the views), as workbox's Router.addCacheListener does.
+  self.addEventListener('message', (ev: ExtendableMessageEvent) => {
+    if ((ev.data as { type?: string } | null)?.type !== 'm3web-dev-cache') return;
+    const urls = ((ev.data as { urls?: unknown }).urls as string[]).filter((u) => {
+      const url = new URL(u);
+      return url.origin === self.location.origin && !isModelFileUrl(url, self.location.origin);
+    });
+    const cached = Promise.allSettled(urls.map((u) => devShell.handleAll({ event: ev, request: new Request(u) })[1]));
+    ev.waitUntil(cached.then(() => ev.ports[0]?.postMessage({ type: 'm3web-dev-cached', count: urls.length })));
+  });
 } else {
   registerRoute(new NavigationRoute(createHandlerBoundToURL('index.html'), { denylist: [/^\/e2e\//, /^\/models\//, /^\/local-models\//] }));
 }
