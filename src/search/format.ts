@@ -27,6 +27,11 @@ export interface IndexHeader {
   outputs: Output[];
   colbertDim: number | null;
   colbertStorage: 'f32' | 'int8';
+  /**
+   * Schema 2: the d values sign codes are taken against ('binary+int8', fixed by the first commit: the mean
+   * of its dense vectors, or IndexOptions.centre), else null. Schema-1 headers lack it: their codes are raw signs.
+   */
+  centre?: number[] | null;
 }
 
 type Typed = Float32Array | Int8Array | Uint32Array | Uint8Array;

@@ -28,7 +28,10 @@ export class Rows {
   /** Creates the tables the header can size: dense once dims are known, ColBERT once its width is (the first embedding may fix both). */
   ensureStores(): void {
     const h = this.header;
-    if (!this.dense && h.dims > 0 && h.outputs.includes('dense')) this.dense = new DenseStore(h.dims, h.storage);
+    if (!this.dense && h.dims > 0 && h.outputs.includes('dense')) {
+      this.dense = new DenseStore(h.dims, h.storage);
+      if (h.storage === 'binary+int8' && h.centre) this.dense.setCentre(Float32Array.from(h.centre));
+    }
     if (!this.sparse && h.outputs.includes('sparse')) this.sparse = new SparseIndex();
     if (!this.colbert && h.colbertDim && h.outputs.includes('colbert')) this.colbert = new ColbertStore(h.colbertDim, h.colbertStorage);
   }

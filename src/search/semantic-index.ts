@@ -19,7 +19,9 @@ import { checkSparseVector } from './sparse.ts';
 import type { ChunkRef, IndexStore, Manifest } from './store.ts';
 import type { AddOptions, ColbertVectors, Doc, SparseVector, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
 
-export const SCHEMA_VERSION = 1;
+/** 2: headers carry `centre` (binary+int8 sign codes are taken against it). Schema-1 indexes still open (raw signs). */
+export const SCHEMA_VERSION = 2;
+const SCHEMAS = [1, 2];
 const OUTPUTS: Output[] = ['dense', 'sparse', 'colbert'];
 
 function headerFrom(o: IndexOptions): IndexHeader {
@@ -32,6 +34,9 @@ function headerFrom(o: IndexOptions): IndexHeader {
     throw new InvalidInputError('an index without an embedder needs dims', { expected: '{ embedder } or { dims }', received: o });
   }
   if (o.embedder && typeof o.embedder.embed !== 'function') throw new InvalidInputError('embedder must have an embed(texts, opts) method', { expected: 'Embedder', received: o.embedder });
+  if (o.centre !== undefined && o.centre !== false && !(o.centre instanceof Float32Array && o.centre.every(Number.isFinite))) {
+    throw new InvalidInputError('centre must be a Float32Array of finite values or false', { expected: 'Float32Array(dims) | false', received: o.centre });
+  }
   if (o.layers !== undefined && (!Number.isInteger(o.layers) || o.layers < 1)) throw new InvalidInputError('layers must be a positive integer', { expected: 'integer >= 1', received: o.layers });
   return {
     schema: SCHEMA_VERSION,
@@ -42,6 +47,7 @@ function headerFrom(o: IndexOptions): IndexHeader {
     outputs: [...outputs],
     colbertDim: null,
     colbertStorage: o.colbertStorage ?? 'f32',
+    centre: null,
   };
 }
 
@@ -50,7 +56,7 @@ function checkHeader(stored: IndexHeader, want: IndexHeader, asked: IndexOptions
   const diff = (what: string, a: unknown, b: unknown) => {
     throw new IndexMismatchError(`${where} was built with another ${what}`, { expected: `${what} ${JSON.stringify(b)}`, received: a });
   };
-  if (stored.schema !== SCHEMA_VERSION) diff('schema version', stored.schema, SCHEMA_VERSION);
+  if (!SCHEMAS.includes(stored.schema)) diff('schema version', stored.schema, SCHEMAS.join(' or '));
   if ((asked.embedder?.modelId ?? asked.modelId) !== undefined && stored.modelId !== want.modelId) diff('model', stored.modelId, want.modelId);
   if (asked.layers !== undefined && stored.layers !== want.layers) diff('layers', stored.layers, want.layers);
   if (asked.dims !== undefined && stored.dims !== want.dims) diff('dims', stored.dims, want.dims);
@@ -248,6 +254,7 @@ export class SemanticIndex {
 
   /** Writes one chunk of new documents (when persisted), then appends them in memory. */
   private async commitNew(batch: Doc[]): Promise<void> {
+    this.fixCentre(batch);
     const staging = new Rows({ ...this.rows.header });
     for (const d of batch) {
       staging.pushMeta(d.id, d.meta ?? null);
@@ -265,6 +272,29 @@ export class SemanticIndex {
     }
     // The codes were made once in `staging`; appending the encoded file keeps memory identical to storage.
     this.appendFile(bytes, key);
+  }
+
+  /**
+   * binary+int8: the first commit into an empty index fixes the centre of the sign codes (the mean of the
+   * batch's dense vectors, or IndexOptions.centre; `centre: false` keeps raw signs). It is stored in the
+   * header, so every chunk and every reload takes signs against the same values.
+   */
+  private fixCentre(batch: Doc[]): void {
+    const h = this.rows.header;
+    const d = this.rows.dense;
+    if (h.storage !== 'binary+int8' || !d || d.n > 0 || this.opts.centre === false) return;
+    let c: Float32Array;
+    if (this.opts.centre instanceof Float32Array) {
+      if (this.opts.centre.length !== h.dims) throw new IndexMismatchError('centre has another width than the index', { expected: `${h.dims} dims`, received: this.opts.centre.length });
+      c = Float32Array.from(this.opts.centre);
+    } else {
+      const sum = new Float64Array(h.dims);
+      for (const x of batch) for (let i = 0; i < h.dims; i++) sum[i] += x.dense![i];
+      c = Float32Array.from(sum, (s) => s / batch.length);
+    }
+    d.setCentre(c);
+    h.centre = Array.from(c);
+    h.schema = SCHEMA_VERSION;
   }
 
   /** Removes documents by id (unknown ids are ignored); persisted chunks holding them are rewritten. Returns how many were removed. */

@@ -55,6 +55,12 @@ export interface IndexOptions {
   /** Prompts prepended by the embedder (instruction models); stored as given. */
   queryPrompt?: string;
   docPrompt?: string;
+  /**
+   * binary+int8: what sign codes are taken against. Default: the mean of the first committed chunk's dense
+   * vectors (anisotropic embeddings make raw signs nearly constant); a Float32Array(dims): this centre (e.g.
+   * a whole corpus's mean, computed offline); false: raw signs (v > 0). Fixed once the index holds documents.
+   */
+  centre?: Float32Array | false;
   /** Documents per embedding call and per persisted chunk; default 256. */
   chunkSize?: number;
 }
