@@ -9,6 +9,8 @@ import {
   isQuantizedWeight,
   parseQuantizationConfig,
   quantCode,
+  concatRows,
+  sliceRows,
   quantTensors,
   fromQuantTensors,
   quantizationConfig,
@@ -175,5 +177,19 @@ describe('file tensors', () => {
     expect(() => fromQuantTensors('encoder.layer.0.output.dense', bits, (n) => map.get(n), {})).toThrow(ModelFormatError);
     map.set('encoder.layer.0.output.dense.qweight', { dtype: 'u32', shape: [7, 3], data: new Uint8Array(84) });
     expect(() => fromQuantTensors('encoder.layer.0.output.dense', bits, (n) => map.get(n), metadata)).toThrow(/qweight" is missing or misshapen/);
+  });
+});
+
+describe('row slices and stacks', () => {
+  it.each([8, 4] as const)('%i bits: stacking quantised parts equals quantising the stacked weights; slices invert it', (bits) => {
+    const a = seeded(3 * 45, 1, -1, 1);
+    const b = seeded(5 * 45, 2, -2, 2);
+    const both = new Float32Array([...a, ...b]);
+    const q = (w: Float32Array, rows: number) => (bits === 8 ? quantizeInt8(w, rows, 45) : quantizeQ4(w, rows, 45));
+    const cat = concatRows([q(a, 3), q(b, 5)]);
+    expect(cat).toEqual(q(both, 8));
+    expect(sliceRows(cat, 3, 5)).toEqual(q(b, 5));
+    expect(dequantize(sliceRows(cat, 0, 3))).toEqual(dequantize(cat).subarray(0, 3 * 45));
+    expect(() => concatRows([quantizeInt8(a, 3, 45), quantizeQ4(b, 5, 45)])).toThrow(InvalidInputError);
   });
 });

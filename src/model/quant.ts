@@ -268,3 +268,44 @@ export function fromQuantTensors(module: string, bits: QuantBits, get: (name: st
   const halves = aligned(want('scales', 'f16', [rows, groupsPerRow(cols)]), (b) => new Uint16Array(b));
   return { bits, rows, cols, qweight, scales: Float32Array.from(halves, f16ToF32), qzeros: aligned(want('qzeros', 'u32', [rows, zeroWordsPerRow(cols)]), (b) => new Uint32Array(b)) };
 }
+
+/** Rows [row0, row0 + n) as a matrix of their own (every row is self-contained: codes, scales and zero points). */
+export function sliceRows(q: QuantizedMatrix, row0: number, n: number): QuantizedMatrix {
+  const cut = <T extends Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer>>(a: T): T => a.slice((row0 * a.length) / q.rows, ((row0 + n) * a.length) / q.rows) as T;
+  return { ...q, rows: n, qweight: cut(q.qweight), scales: cut(q.scales), qzeros: q.qzeros && cut(q.qzeros) };
+}
+
+/** Matrices of the same bits and cols stacked along rows (q;k;v → (3H, H)): equal to quantising the stacked weights. */
+export function concatRows(parts: QuantizedMatrix[]): QuantizedMatrix {
+  const [p0] = parts;
+  if (parts.some((p) => p.bits !== p0.bits || p.cols !== p0.cols)) throw new InvalidInputError('concatRows: parts differ in bits or columns', { expected: `${p0.bits} bits × ${p0.cols} columns`, received: parts.map((p) => `${p.bits}×${p.cols}`).join(', ') });
+  if (parts.length === 1) return p0;
+  const cat = <T extends Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer>>(arrays: T[], make: (n: number) => T): T => {
+    const out = make(arrays.reduce((s, a) => s + a.length, 0));
+    let o = 0;
+    for (const a of arrays) {
+      out.set(a, o);
+      o += a.length;
+    }
+    return out;
+  };
+  return {
+    bits: p0.bits,
+    rows: parts.reduce((s, p) => s + p.rows, 0),
+    cols: p0.cols,
+    qweight: cat(
+      parts.map((p) => p.qweight),
+      (n) => new Uint32Array(n),
+    ),
+    scales: cat(
+      parts.map((p) => p.scales),
+      (n) => new Float32Array(n),
+    ),
+    qzeros: p0.qzeros
+      ? cat(
+          parts.map((p) => p.qzeros!),
+          (n) => new Uint32Array(n),
+        )
+      : null,
+  };
+}

@@ -10,7 +10,7 @@ const maxAbsOf = (m: number, v: number) => Math.max(m, Math.abs(v));
 
 // Odd, ragged sizes: K % 4 == 0 (vec4 loads), K % 4 == 2 (vec2), odd K (scalar; f16x2 pairs straddle rows);
 // M and N across several 64-wide tiles and partial ones; N = 3·52 is a fused QKV projection.
-const specs: { shape: MatmulShape; attrs: Omit<MatmulAttrs, 'wDtype'> }[] = [
+export const matmulSpecs: { shape: MatmulShape; attrs: Omit<MatmulAttrs, 'wDtype'> }[] = [
   { shape: { M: 1, N: 1, K: 1 }, attrs: { bias: false, activation: 'none', residual: false } },
   { shape: { M: 7, N: 13, K: 48 }, attrs: { bias: true, activation: 'gelu', residual: false } },
   { shape: { M: 37, N: 52, K: 52 }, attrs: { bias: true, activation: 'gelu_tanh', residual: true } },
@@ -40,16 +40,22 @@ function matmulCase(shape: MatmulShape, attrs: MatmulAttrs): KernelCase {
       const got = await rt.readF32(y, M * N);
       buffers.forEach((buf) => buf.destroy());
       const want = matmulRef(shape, attrs.activation, x, W.ref, b?.ref ?? null, r);
-      // Tolerance: the f32 dot product's rounding grows like √K·u·Σ_k|x_k·W_nk| (Higham & Mary 2019,
-      // probabilistic bound; observed ≤ 0.4 of it), plus 16u·|y| for the bias/residual roundings and
-      // the exp/tanh/erf approximations of the activations (erf_f32 ≤ 1.9e-7 ≈ 3u).
-      const S = linear(x.map(Math.abs), M, K, W.ref.map(Math.abs), N, null).reduce(maxAbsOf, 0);
-      const scale = Math.max(S, want.reduce(maxAbsOf, 0));
-      return { got, want, maxAbs: (2 * Math.sqrt(K) + 16) * F32_EPS * scale };
+      return { got, want, maxAbs: matmulTolerance(shape, x, W.ref, want) };
     },
   };
 }
 
+/**
+ * Tolerance of a matmul against its reference over the same f32 weights `W`: the f32 dot product's rounding
+ * grows like √K·u·Σ_k|x_k·W_nk| (Higham & Mary 2019, probabilistic bound; observed ≤ 0.4 of it), plus 16u·|y|
+ * for the bias/residual roundings and the exp/tanh/erf approximations of the activations (erf_f32 ≤ 1.9e-7 ≈ 3u).
+ */
+export function matmulTolerance(shape: MatmulShape, x: Float32Array, W: Float32Array, want: Float32Array): number {
+  const { M, N, K } = shape;
+  const S = linear(x.map(Math.abs), M, K, W.map(Math.abs), N, null).reduce(maxAbsOf, 0);
+  return (2 * Math.sqrt(K) + 16) * F32_EPS * Math.max(S, want.reduce(maxAbsOf, 0));
+}
+
 // Both schedules on every spec: the same y from different loops (and, for 'registers', unchecked vec4 loads
 // with rows clamped at the M/N edges).
-export const matmulCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => (['f32', 'f16x2'] as const).flatMap((wDtype) => specs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))));
+export const matmulCases: KernelCase[] = KERNEL_SCHEDULES.flatMap((schedule) => (['f32', 'f16x2'] as const).flatMap((wDtype) => matmulSpecs.map((s) => matmulCase(s.shape, { ...s.attrs, wDtype, schedule }))));

@@ -40,7 +40,7 @@ const REG_WG = 8;
 const REG_ROWS = 8;
 
 /** Widest vector (4, 2 or 1 elements) that tiles every row of K elements, so vector loads stay aligned. */
-function matmulVectorWidth(K: number): 4 | 2 | 1 {
+export function matmulVectorWidth(K: number): 4 | 2 | 1 {
   return K % 4 === 0 ? 4 : K % 2 === 0 ? 2 : 1;
 }
 
@@ -137,6 +137,43 @@ const ACTIVATION_WGSL: Record<MatmulActivation, { fns: string; apply: (v: string
 };
 
 /**
+ * Where a matmul reads W from: its storage bindings and the WGSL that turns them into f32 quads. The float
+ * dtypes are one source (floatWeights); the quantised kernels (matmul_q8.ts, matmul_q4.ts) are others, so
+ * both schedules and the fused epilogue stay one generator.
+ */
+export interface MatmulWeights {
+  /** Part of the cache key: distinct per distinct WGSL. */
+  key: string;
+  /** `enable` directives the WGSL needs. */
+  enable: string;
+  /** Storage bindings (all 'read') W takes, from binding 2 on. */
+  bindings: number;
+  /** Declares those bindings from `first` on and `fn load_W4(row: u32, k: u32) -> vec4f`: W[row][k .. k+3], zeros past N or K (k % 4 == 0). */
+  decl(first: number): string;
+  /**
+   * The 'registers' schedule's unchecked reads when K % 4 == 0: `setup(j, row)` is a statement run once for
+   * output column j (row already clamped below N), `load(j)` the vec4f expression for its quad at `k` / `q = k / 4`.
+   */
+  direct: { setup: (j: number, row: string) => string; load: (j: number) => string };
+  /** WGSL array type and accessor (`load_b`) of the bias. */
+  bias: { type: string; decl: string };
+}
+
+/** W in a float storage dtype (f32, native f16, or f16 pairs in u32), read as vec4/vec2/scalar by K (matmulVectorWidth). */
+function floatWeights(dtype: WeightDType, K: number): MatmulWeights {
+  const vw = matmulVectorWidth(K);
+  const toF32 = vw === 4 ? vectorStorage(dtype, 4).toF32 : (e: string) => e;
+  return {
+    key: `${dtype}/v${vw}`,
+    enable: dtype === 'f16' ? 'enable f16;' : '',
+    bindings: 1,
+    decl: (first) => quadLoader('W', first, dtype, vw, 'u.N'),
+    direct: { setup: (j, row) => `let wr${j} = ${row} * K4;`, load: (j) => toF32(`W[wr${j} + q]`) },
+    bias: { type: weightArrayType(dtype), decl: weightAccessor(dtype, 'b').decl },
+  };
+}
+
+/**
  * y = act(x · Wᵀ + b) (+ r): the encoder's linear layers (QKV as one N = 3H matmul over concatenated
  * weights, attention output, FFN up/down), with bias, activation and residual fused into the store.
  *
@@ -148,15 +185,22 @@ const ACTIVATION_WGSL: Record<MatmulActivation, { fns: string; apply: (v: string
  * bounds-checked, and M, N, K all travel in the uniform block.
  */
 export function matmulProgram(shape: MatmulShape, attrs: MatmulAttrs): KernelProgram {
-  const { wDtype, bias, activation, residual } = attrs;
+  const { wDtype, ...rest } = attrs;
+  return matmulWithWeights('matmul', shape, rest, floatWeights(wDtype, shape.K));
+}
+
+/**
+ * The matmul generator over any weight source (matmulProgram's contract, with W taking `weights.bindings`
+ * bindings and the bias in `weights.bias.type`). `name` prefixes the cache key.
+ */
+export function matmulWithWeights(name: string, shape: MatmulShape, attrs: Omit<MatmulAttrs, 'wDtype'>, weights: MatmulWeights): KernelProgram {
+  const { bias, activation, residual } = attrs;
   const vw = matmulVectorWidth(shape.K);
-  const bindings: KernelProgram['bindings'] = ['read', 'read'];
+  const bindings: KernelProgram['bindings'] = ['read', ...Array.from({ length: weights.bindings }, () => 'read' as const)];
   const bBinding = bias ? bindings.push('read') : 0;
   const rBinding = residual ? bindings.push('read') : 0;
   const yBinding = bindings.push('read_write');
   const act = ACTIVATION_WGSL[activation];
-  const biasAcc = weightAccessor(wDtype, 'b');
-
   const schedule = attrs.schedule ?? 'workgroup';
   const block = Array.from({ length: BLOCK }, (_, i) => i);
   const regRows = Array.from({ length: REG_ROWS }, (_, i) => i);
@@ -196,8 +240,7 @@ ${storeRows(block)}
   // rows (K % 4 == 0) the loads skip load_*4's edge checks: rows past M or N are clamped to the last one
   // (computed, never stored) and k + 3 < K always holds; other K fall back to the checked loaders.
   const direct = vw === 4;
-  const toF32W = direct ? vectorStorage(wDtype, 4).toF32 : (e: string) => e;
-  const loadW = (j: number) => (direct ? toF32W(`W[wr${j} + q]`) : `load_W4(n0 + ${j}u, k)`);
+  const loadW = (j: number) => (direct ? weights.direct.load(j) : `load_W4(n0 + ${j}u, k)`);
   const loadX = (i: number) => (direct ? `x[xr${i} + q]` : `load_x4(m0 + ${i}u, k)`);
   const registersMain = /* wgsl */ `
 @compute @workgroup_size(${REG_WG}, ${REG_WG})
@@ -207,7 +250,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${
   direct
     ? `  let K4 = u.K / 4u;
-${block.map((j) => `  let wr${j} = min(n0 + ${j}u, u.N - 1u) * K4;`).join('\n')}
+${block.map((j) => `  ${weights.direct.setup(j, `min(n0 + ${j}u, u.N - 1u)`)}`).join('\n')}
 ${regRows.map((i) => `  let xr${i} = min(m0 + ${i}u, u.M - 1u) * K4;`).join('\n')}`
     : ''
 }
@@ -220,12 +263,12 @@ ${regRows.map((i) => `    { let a = ${loadX(i)}; acc${i} += vec4f(dot(a, w0), do
 ${storeRows(regRows)}
 }`;
 
-  const wgsl = /* wgsl */ `${wDtype === 'f16' ? 'enable f16;' : ''}
+  const wgsl = /* wgsl */ `${weights.enable}
 struct U { M: u32, N: u32, K: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 ${quadLoader('x', 1, 'f32', vw, 'u.M')}
-${quadLoader('W', 2, wDtype, vw, 'u.N')}
-${bias ? `@group(0) @binding(${bBinding}) var<storage, read> b: ${weightArrayType(wDtype)};\n${biasAcc.decl}` : ''}
+${weights.decl(2)}
+${bias ? `@group(0) @binding(${bBinding}) var<storage, read> b: ${weights.bias.type};\n${weights.bias.decl}` : ''}
 ${residual ? `@group(0) @binding(${rBinding}) var<storage, read> r: array<f32>;` : ''}
 @group(0) @binding(${yBinding}) var<storage, read_write> y: array<f32>;
 ${act.fns}
@@ -239,8 +282,8 @@ fn store(m: u32, n: u32, acc: f32) {
 ${schedule === 'registers' ? registersMain : workgroupMain}`;
 
   return {
-    name: 'matmul',
-    cacheKey: `matmul/${schedule}/${wDtype}/v${vw}/${bias ? 'bias' : 'nobias'}/${activation}/${residual ? 'res' : 'nores'}`,
+    name,
+    cacheKey: `${name}/${schedule}/${weights.key}/${bias ? 'bias' : 'nobias'}/${activation}/${residual ? 'res' : 'nores'}`,
     wgsl,
     bindings,
     uniforms: packUniforms([{ u32: shape.M }, { u32: shape.N }, { u32: shape.K }]),
