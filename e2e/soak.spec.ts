@@ -1,9 +1,10 @@
 // Issue #10's soak: 500 calls of random lengths and options in waves of 12, ~10% aborted at random
 // times, 3 model reloads and 2 worker kills interleaved, on WebGPU (SwiftShader). Every call either
 // resolves with the CPU reference's vectors (cos ≥ 0.9999) or rejects with a typed error (an abort or a
-// crash the client gave up on); none hangs; and the worker's GPU memory is steady afterwards.
+// crash the client gave up on); none hangs; the worker's GPU memory is steady afterwards, and its JS heap
+// (performance.measureUserAgentSpecificMemory, which counts dedicated workers) is back at its starting level.
 import { expect, test } from '@playwright/test';
-import { E2E_BASE_URL } from './chromium.ts';
+import { chromiumWebGpuLaunchOptions, E2E_BASE_URL } from './chromium.ts';
 import { loadModel } from '../src/model/load.ts';
 import { ReferenceEncoder } from '../src/reference/model.ts';
 import { soakCalls } from './pages/soak-plan.ts';
@@ -11,6 +12,11 @@ import type { SoakReport } from './pages/soak.ts';
 
 const MODEL = 'm3bert-tiny';
 const TYPED = new Set(['AbortError', 'WorkerCrashedError', 'EngineReplacedError', 'EngineDestroyedError']);
+/** Heap tolerance: the end may exceed the start by 10% plus 1 MiB (GC timing, lazily compiled code and caches). */
+const HEAP_SLACK = (start: number) => start * 0.1 + 2 ** 20;
+
+// Measure memory now (with a full GC), not at the next GC within 20 s: Chromium's switch for measureUserAgentSpecificMemory.
+test.use({ launchOptions: { ...chromiumWebGpuLaunchOptions, args: [...(chromiumWebGpuLaunchOptions.args ?? []), '--enable-blink-features=ForceEagerMeasureMemory'] } });
 
 test('soak: 500 calls with aborts, reloads and worker kills: each resolves correctly or rejects typed; memory steady', async ({ page }) => {
   test.setTimeout(900_000);
@@ -55,7 +61,7 @@ test('soak: 500 calls with aborts, reloads and worker kills: each resolves corre
   }
   const aborts = calls.filter((c) => c.abortAfterMs !== undefined).length;
   console.log(
-    `[soak] ${resolved} resolved (worst cos ${worstCos.toFixed(7)}), rejected ${JSON.stringify(rejected)} (${aborts} calls had an abort timer); restarts ${report.restarts}; ${(report.wallMs / 1000).toFixed(1)} s; GPU ${JSON.stringify(report.memoryAfter)} → ${JSON.stringify(report.memoryAgain)}`,
+    `[soak] ${resolved} resolved (worst cos ${worstCos.toFixed(7)}), rejected ${JSON.stringify(rejected)} (${aborts} calls had an abort timer); restarts ${report.restarts}; ${(report.wallMs / 1000).toFixed(1)} s; GPU ${JSON.stringify(report.memoryAfter)} → ${JSON.stringify(report.memoryAgain)}; worker heap start ${mib(report.heapStart.bytes)} → after ${mib(report.heapAfter.bytes)} → again ${mib(report.heapAgain.bytes)} MiB (workers ${report.heapStart.workers} → ${report.heapAgain.workers})`,
   );
   expect(resolved + Object.values(rejected).reduce((s, n) => s + n, 0)).toBe(500);
   expect(resolved).toBeGreaterThan(400);
@@ -64,4 +70,11 @@ test('soak: 500 calls with aborts, reloads and worker kills: each resolves corre
   // No growth in steady state: the same workload twice on one worker allocates nothing new.
   expect(report.memoryAgain!.gpuBuffers).toBe(report.memoryAfter!.gpuBuffers);
   expect(report.memoryAgain!.gpuBytes).toBe(report.memoryAfter!.gpuBytes);
+  // The JS heap: one worker alive at each point (the killed ones are gone), and the last worker, after the soak, holds
+  // no more than the first did after the same steady workload, nor grows when that workload runs again.
+  expect([report.heapStart.workers, report.heapAfter.workers, report.heapAgain.workers]).toEqual([1, 1, 1]);
+  expect(report.heapAgain.bytes).toBeLessThanOrEqual(report.heapStart.bytes + HEAP_SLACK(report.heapStart.bytes));
+  expect(report.heapAgain.bytes).toBeLessThanOrEqual(report.heapAfter.bytes + HEAP_SLACK(report.heapAfter.bytes));
 });
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(2);
