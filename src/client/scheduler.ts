@@ -9,21 +9,11 @@
  * and truncation from each result (`tokens`, `truncatedRows`), never from a characters-per-token guess.
  */
 import type { EmbedResult } from '../engine/service.ts';
-import type { Pooling } from '../model/config.ts';
+import type { ClientEmbedOptions } from './types.ts';
 import type { ColbertBlock, EngineEmbedding } from '../engine/engine.ts';
 
-/** What one request asks the worker for; requests with equal keys may share a worker call. */
-export interface RequestOptions {
-  layers: number;
-  dims: number;
-  pooling?: Pooling;
-  normalize?: boolean;
-  outputs?: ('dense' | 'sparse' | 'colbert')[];
-  colbertDims?: number;
-  sparseTokens?: boolean;
-  mcls?: number;
-  prompt?: string;
-}
+/** What one request asks the worker for (the call's options, layers and dims resolved); requests with equal keys may share a worker call. */
+export type RequestOptions = Omit<ClientEmbedOptions, 'layers' | 'dims' | 'signal' | 'onProgress'> & { layers: number; dims: number };
 
 export interface RequestResult extends Omit<EmbedResult, 'ms' | 'backend'> {
   ms: number;
