@@ -94,7 +94,7 @@ export class DenseStore {
   /** Sets the centre of the sign codes; only while the store is empty, since stored codes depend on it. */
   setCentre(c: Float32Array | null): void {
     if (this.n > 0) throw new InvalidInputError('the sign-code centre can only be set on an empty store', { expected: '0 rows', received: this.n });
-    if (c && c.length !== this.dims) throw new InvalidInputError(`centre must have the index's ${this.dims} dims`, { expected: this.dims, received: c.length });
+    if (c && c.length !== this.dims) throw new InvalidInputError(`centre must have the index's ${this.dims} dims`, { expected: `${this.dims} values`, received: c.length });
     this.centre = c;
   }
 

@@ -22,7 +22,7 @@ function buffersOf(docs: Doc[]): ArrayBuffer[] {
     take(d.dense);
     take(d.sparse?.ids);
     take(d.sparse?.weights);
-    take(d.colbert?.vectors);
+    take(d.colbert?.data);
   }
   return [...out];
 }

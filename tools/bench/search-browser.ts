@@ -37,7 +37,7 @@ export async function runSearchBrowserBench(opts: { n?: number; runs?: number; k
   const n = opts.n ?? 1_000_000;
   const runs = opts.runs ?? 30;
   const kn = opts.keystrokeSize ?? 100_000;
-  const port = process.env.M3WEB_E2E_PORT ? Number(process.env.M3WEB_E2E_PORT) : 0;
+  // Port 0 (any free one): `npm run bench` calls this while its own server holds M3WEB_E2E_PORT.
   return withBrowserServer(
     async (browser, base) => {
       const page = await openPage(browser, base, 'e2e/pages/bench-search.html', () => window.__searchBench !== undefined);
@@ -86,7 +86,7 @@ export async function runSearchBrowserBench(opts: { n?: number; runs?: number; k
       } else notes.push('keystroke skipped: public/models/m3-tiny is absent');
       return { worker, keystroke, notes };
     },
-    { port },
+    { port: 0 },
   );
 }
 

@@ -1,6 +1,6 @@
 /**
  * The "search" section of `npm run bench`, also runnable alone:
- *   npx tsx tools/bench/search.ts [--quick] [--1m] [--json out.json]     (--1m: the 1m × 256 row in --quick too)
+ *   npx tsx tools/bench/search.ts [--quick] [--1m] [--browser] [--json out.json]     (--1m / --browser: those rows in --quick too)
  *
  * - query_ms_p50 / _p95 [size][storage][dims]: one dense top-10 query on a synthetic index (seeded unit
  *   vectors), sizes 10k and 100k (--quick too) and 1m (binary+int8 only; full run). f32 and int8 are exact
@@ -10,10 +10,11 @@
  *   fixture (random weights) — and, for the 1024-d targets, on synthetic clustered vectors.
  * - build_vectors_per_s and bytes_per_doc per storage (100k × 256 and × 1024, precomputed vectors).
  * - load_ms: open a persisted 100k × 256 index (Node directory store) and import it from one file.
- * - keystroke_to_results_ms: embed one short query on Node + Dawn (the adapter createNodeGpu picks) and
- *   run a hybrid search over a 100k index at the model's width (in Node, not yet in a page: e2e/pages/search.ts
- *   has the same measurement as `keystroke()`, not wired into the bench).
- * Timings run in this Node process on one core; Node's JIT and a page's are the same V8.
+ * - browser (full run, or --browser): rows measured in headless Chromium (tools/bench/search-browser.ts):
+ *   1m × 256 binary+int8 in the search worker with the page's frame gaps, and keystroke_to_results_ms (M3Client
+ *   on its planner's backend embeds one short query, then a hybrid top-10 over a 100k in-page index).
+ * - keystroke_node_ms: the same keystroke in Node + Dawn (the adapter createNodeGpu picks), kept in --quick.
+ * Other timings run in this Node process on one core; Node's JIT and a page's are the same V8.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ import { near, overlap, randomSparse, randomUnit, rng } from '../../src/search/t
 import type { DenseStorage, FunnelOptions } from '../../src/search/types.ts';
 import { REPO_ROOT } from '../fixtures/paths.ts';
 import { docText, scifactAvailable, scifactCorpus } from './search-data.ts';
+import type { SearchBrowserRows } from './search-browser.ts';
 
 type Nested = Record<string, Record<string, Record<string, number>>>;
 export interface SearchSection {
@@ -35,8 +37,12 @@ export interface SearchSection {
   build_vectors_per_s: Record<string, number>;
   bytes_per_doc: Record<string, Record<string, number>>;
   load_ms: Record<string, number>;
+  /** Measured in Chromium (browser rows); null when they did not run. */
   keystroke_to_results_ms_p50: number | null;
   keystroke_to_results_ms_p95: number | null;
+  keystroke_node_ms_p50: number | null;
+  keystroke_node_ms_p95: number | null;
+  browser: SearchBrowserRows | null;
   targets: { name: string; value: number | null; target: string; met: boolean | null }[];
   notes: string[];
 }
@@ -105,7 +111,7 @@ async function nodeEngine(): Promise<{ engine: import('../../src/engine/engine.t
   return { engine, name, close: async () => (engine.destroy(), device.destroy(), await server.close()) };
 }
 
-export async function runSearchBench(opts: { quick: boolean; million?: boolean; log?: (s: string) => void }): Promise<SearchSection> {
+export async function runSearchBench(opts: { quick: boolean; million?: boolean; browser?: boolean; log?: (s: string) => void }): Promise<SearchSection> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const notes: string[] = [];
   const p50: Nested = {};
@@ -218,7 +224,11 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
       const qs = Array.from({ length: nq }, (_, j) => qemb.embeddings.subarray(j * d, (j + 1) * d));
       const res: Record<string, number> = {};
       res.int8_exact = round(await recall(byStorage.f32, byStorage.int8, qs, false));
-      for (const m of [4, 10, 20]) res[`binary+int8_x${m}`] = round(await recall(byStorage.f32, byStorage['binary+int8'], qs, { first: 'binary', multiplier: m }));
+      // binary+int8 takes sign codes against the first chunk's mean (the default); `raw` is the v > 0 code it replaced.
+      const raw = await SemanticIndex.create({ dims: d, storage: 'binary+int8', modelId: name, centre: false });
+      await raw.add(docs.map((x, i) => ({ id: x.id, dense: emb.embeddings.subarray(i * d, (i + 1) * d) })));
+      for (const m of [4, 10, 20, 40]) res[`binary+int8_x${m}`] = round(await recall(byStorage.f32, byStorage['binary+int8'], qs, { first: 'binary', multiplier: m }));
+      for (const m of [10, 40]) res[`binary+int8_raw_signs_x${m}`] = round(await recall(byStorage.f32, raw, qs, { first: 'binary', multiplier: m }));
       for (const p of [Math.round(d / 4), Math.round(d / 2)]) res[`f32_prefix${p}_x10`] = round(await recall(byStorage.f32, byStorage.f32, qs, { first: 'prefix', prefixDims: p, multiplier: 10 }));
       recallOut.scifact = { model: name, dims: d, docs: docs.length, queries: nq, doc_text: `title + first ${words} words of the abstract`, embed_s: round(embedS, 1), ...res };
       log(`  scifact (${name}, ${d} dims, ${docs.length} docs, ${nq} queries; embedded in ${embedS.toFixed(1)} s): ${JSON.stringify(res)}`);
@@ -233,11 +243,17 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
         await idx.search({ dense: r.embeddings.subarray(0, r.dims), sparse: r.sparse![0] }, { k: 10, mode: 'hybrid' });
         if (j >= 3) keystroke.push(performance.now() - t1);
       }
-      log(`  keystroke (Node + Dawn, ${name}): p50 ${pct(keystroke, 50).toFixed(1)} ms, p95 ${pct(keystroke, 95).toFixed(1)} ms`);
-      notes.push(`keystroke_to_results_ms: Node + Dawn (not a page), ${name} embeds one short query (dense + sparse), then a hybrid top-10 over 100k binary+int8 documents of ${d} dims with random sparse weights`);
+      log(`  keystroke_node (Node + Dawn, ${name}): p50 ${pct(keystroke, 50).toFixed(1)} ms, p95 ${pct(keystroke, 95).toFixed(1)} ms`);
+      notes.push(`keystroke_node_ms: Node + Dawn (not a page), ${name} embeds one short query (dense + sparse), then a hybrid top-10 over 100k binary+int8 documents of ${d} dims with random sparse weights`);
     } finally {
       await close();
     }
+  }
+
+  let browser: SearchBrowserRows | null = null;
+  if (opts.browser ?? !opts.quick) {
+    browser = await (await import('./search-browser.ts')).runSearchBrowserBench({ n: 1_000_000, runs, log });
+    notes.push(...browser.notes);
   }
 
   const q = (size: string, st: string, d: number) => p50[size]?.[st]?.[String(d)] ?? null;
@@ -245,9 +261,12 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
   const targets = [
     { name: '100k × 1024 binary+int8 funnel p50 (ms)', value: q('100k', 'binary+int8', 1024), target: '≤ 10', met: null as boolean | null },
     { name: '  … its recall@10 vs f32 (synthetic clustered)', value: rec1024, target: '≥ 0.95', met: null as boolean | null },
+    { name: "  … recall@10 on real text (SciFact, ×10 funnel, the model's width)", value: ((recallOut.scifact as Record<string, number> | undefined)?.['binary+int8_x10'] ?? null) as number | null, target: '≥ 0.95', met: null as boolean | null },
     { name: '100k × 256 int8 exact p50 (ms)', value: q('100k', 'int8', 256), target: '≤ 20', met: null as boolean | null },
     { name: '1m × 256 binary+int8 funnel p50 (ms)', value: q('1m', 'binary+int8', 256), target: '≤ 60', met: null as boolean | null },
-    { name: 'keystroke to results p50 (ms)', value: keystroke.length ? round(pct(keystroke, 50)) : null, target: '≤ 16', met: null as boolean | null },
+    { name: '1m × 256 binary+int8 in a worker (Chromium) p50 (ms)', value: browser?.worker.query_ms_p50 ?? null, target: '≤ 60', met: null as boolean | null },
+    { name: '  … page frame gap max while it queries (ms)', value: browser?.worker.raf_gap_ms_max ?? null, target: '≤ 50', met: null as boolean | null },
+    { name: 'keystroke to results p50 (ms, Chromium)', value: browser?.keystroke?.total_ms_p50 ?? null, target: '≤ 16', met: null as boolean | null },
   ];
   for (const t of targets) if (t.value !== null) t.met = t.target.startsWith('≤') ? t.value <= Number(t.target.slice(2)) : t.value >= Number(t.target.slice(2));
   return {
@@ -258,8 +277,11 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     build_vectors_per_s: build,
     bytes_per_doc: bytes,
     load_ms: loadMs,
-    keystroke_to_results_ms_p50: keystroke.length ? round(pct(keystroke, 50)) : null,
-    keystroke_to_results_ms_p95: keystroke.length ? round(pct(keystroke, 95)) : null,
+    keystroke_to_results_ms_p50: browser?.keystroke?.total_ms_p50 ?? null,
+    keystroke_to_results_ms_p95: browser?.keystroke?.total_ms_p95 ?? null,
+    keystroke_node_ms_p50: keystroke.length ? round(pct(keystroke, 50)) : null,
+    keystroke_node_ms_p95: keystroke.length ? round(pct(keystroke, 95)) : null,
+    browser,
     targets,
     notes,
   };
@@ -269,7 +291,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
   const t0 = Date.now();
-  const search = await runSearchBench({ quick: args.includes('--quick'), million: args.includes('--1m') });
+  const search = await runSearchBench({ quick: args.includes('--quick'), million: args.includes('--1m'), browser: args.includes('--browser') || undefined });
   for (const t of search.targets) console.log(`${t.name}: ${t.value ?? 'n/a'} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`);
   if (j >= 0) {
     const path = resolve(args[j + 1] ?? 'bench-search.json');
