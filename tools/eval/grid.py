@@ -52,8 +52,9 @@ def read_safetensors(path: str) -> dict[str, torch.Tensor]:
         if name == "__metadata__":
             continue
         a, b = h["data_offsets"]
-        assert h["dtype"] == "F16", h
-        out[name] = torch.from_numpy(np.frombuffer(blob[a:b], dtype=np.float16).copy()).float().reshape(h["shape"])
+        # F16: the shipped folder; F32: a quantised folder dequantised by tools/eval/dtype.ts (npm run eval -- --dtype).
+        assert h["dtype"] in ("F16", "F32"), h
+        out[name] = torch.from_numpy(np.frombuffer(blob[a:b], dtype=np.float16 if h["dtype"] == "F16" else np.float32).copy()).float().reshape(h["shape"])
     return out
 
 

@@ -10,6 +10,12 @@
  * 3. The engine check: tests/m3-tiny.test.ts runs the same folder through m3web (WebGPU on Node and the CPU
  *    reference) against grid.py's embeddings (tools/eval/golden-m3-tiny.json); run it with
  *    `npx vitest run tests/m3-tiny.test.ts`. Here grid.py --golden refreshes that file.
+ *
+ * `npm run eval -- --quick --dtype int8|q4` measures one quantised dtype instead (tools/eval/dtype.ts): `npm run quantize`
+ * writes the quantised folder, it is dequantised exactly as the backends dequantise, grid.py runs SciFact and Tatoeba on
+ * it (same scope and splits as the f32 grid), and the dense SciFact rows go into m3web.json's `quality_by_dtype.<dtype>`
+ * (the planner's per-dtype quality, src/client/planner.ts Sidecar) and eval.json's `by_dtype`, tagged with the sha256 of
+ * the model.safetensors they were measured on; rows of other weights are dropped when the f32 grid is rewritten.
  * Needs ../shared/data; without it, stops with one line saying so.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -17,6 +23,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { resolve } from 'node:path';
 import { REPO_ROOT, SHARED_DATA, sharedDataAvailable } from '../fixtures/paths.ts';
 import { bm25Baseline, type Splits } from './bm25.ts';
+import { compare, fileSha256, prepareDtypeFolder, type DtypeEval, type EvalDType } from './dtype.ts';
 
 const MODEL = resolve(REPO_ROOT, 'public/models/m3-tiny');
 const QUICK = process.argv.includes('--quick');
@@ -47,6 +54,36 @@ interface Grid {
   [k: string]: unknown;
 }
 
+const dtypeArg = args.includes('--dtype') ? args[args.indexOf('--dtype') + 1] : null;
+
+/** m3web.json rows for one dtype: dense SciFact nDCG@10 per trained (layers, dims), as in `quality`. */
+function dtypeRows(r: DtypeEval, layers: number[], dims: number[]) {
+  return { metric: 'scifact-test ndcg@10 (dense)', model_sha256: r.model_sha256, table: layers.flatMap((k) => dims.map((d) => ({ layers: k, dims: d, score: r.scifact[`${k}/dense/${d}`]['ndcg@10'] }))) };
+}
+
+async function evalDtype(dtype: EvalDType, gridPath: string): Promise<void> {
+  if (!existsSync(gridPath)) throw new Error(`eval --dtype: ${gridPath} is missing; run npm run eval${QUICK ? ' -- --quick' : ''} first (the f32 grid to compare with)`);
+  const sha = fileSha256(resolve(MODEL, 'model.safetensors'));
+  const prep = await prepareDtypeFolder(MODEL, dtype, WORK);
+  log(`eval: ${dtype}: ${prep.matrices} matrices quantised (${prep.quantizedBytes} bytes); grid.py on SciFact and Tatoeba (2 processes) …`);
+  const outs = ['scifact', 'tatoeba'].map((only) => resolve(WORK, `grid.${dtype}.${only}.json`));
+  await Promise.all(['scifact', 'tatoeba'].map((only, i) => pyAsync('grid.py', '--model', prep.folder, '--only', only, '--out', outs[i], ...(QUICK ? ['--plen', '96'] : []))));
+  const part = Object.assign({}, ...outs.map((o) => JSON.parse(readFileSync(o, 'utf8')))) as Grid;
+  const grid = JSON.parse(readFileSync(gridPath, 'utf8')) as Grid;
+  const r: DtypeEval = { dtype, model_sha256: sha, quantized_bytes: prep.quantizedBytes, source_bytes: statSync(resolve(MODEL, 'model.safetensors')).size, scifact: part.scifact, tatoeba: part.tatoeba };
+  const evalPath = resolve(MODEL, 'eval.json');
+  const evalJson = JSON.parse(readFileSync(evalPath, 'utf8'));
+  const cmp = compare(grid, r, grid.grid.layers, grid.grid.dims);
+  evalJson.by_dtype = { ...(evalJson.by_dtype ?? {}), [dtype]: { ...r, vs_f32: cmp } };
+  writeFileSync(evalPath, JSON.stringify(evalJson, null, 1) + '\n');
+  const sidecarPath = resolve(MODEL, 'm3web.json');
+  const sidecar = JSON.parse(readFileSync(sidecarPath, 'utf8'));
+  sidecar.quality_by_dtype = { ...(sidecar.quality_by_dtype ?? {}), [dtype]: dtypeRows(r, grid.grid.layers, grid.grid.dims) };
+  writeFileSync(sidecarPath, JSON.stringify(sidecar, null, 1) + '\n');
+  console.log(`${dtype} vs f32 (${QUICK ? 'quick' : 'full'} scope; weights ${r.source_bytes} → ${r.quantized_bytes} bytes):`);
+  for (const c of cmp) console.log(`  ${c.metric}: f32 ${c.f32} → ${dtype} ${c.q} (${c.deltaPct.toFixed(2)}% at full size; worst trained cell ${c.worstCellPct.toFixed(2)}%)`);
+}
+
 async function main(): Promise<void> {
   if (!sharedDataAvailable()) {
     log(`eval: skipped — ${SHARED_DATA} (../shared/data) is absent; the evaluation sets live there`);
@@ -54,6 +91,10 @@ async function main(): Promise<void> {
   }
   if (!existsSync(resolve(MODEL, 'model.safetensors'))) throw new Error(`eval: ${MODEL} has no model.safetensors; run npm run train first`);
   mkdirSync(WORK, { recursive: true });
+  if (dtypeArg !== null) {
+    if (dtypeArg !== 'int8' && dtypeArg !== 'q4') throw new Error(`eval: --dtype must be int8 or q4, received ${dtypeArg}`);
+    return evalDtype(dtypeArg, resolve(WORK, 'grid.json'));
+  }
   const gridPath = resolve(WORK, 'grid.json');
   if (!args.includes('--skip-grid') || !existsSync(gridPath)) {
     // Two processes (SciFact alone is half the tokens): the machine has 2 cores, grid.py uses one thread each.
@@ -101,11 +142,18 @@ async function main(): Promise<void> {
     tatoeba: { sparse: grid.tatoeba[`${k}/sparse`], colbert: grid.tatoeba[`${k}/colbert`], hybrid: grid.tatoeba[`${k}/hybrid/${Math.max(...dims)}`] },
     xquad: { sparse: grid.xquad[`${k}/sparse`]['recall@1_cross'], colbert: grid.xquad[`${k}/colbert`]['recall@1_cross'], hybrid: grid.xquad[`${k}/hybrid/${Math.max(...dims)}`]['recall@1_cross'] },
   }));
-  const evalJson = { scope: QUICK ? 'quick' : 'full', model: grid, bm25, table, perExit };
+  // Per-dtype rows survive only while they describe these weights (npm run eval -- --dtype wrote them with this sha256).
+  const sha = fileSha256(resolve(MODEL, 'model.safetensors'));
+  const readJson = (p: string) => (existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : {});
+  const fresh = <T extends { model_sha256?: string }>(m: Record<string, T> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([, v]) => v.model_sha256 === sha));
+  const byDtype = fresh(readJson(resolve(MODEL, 'eval.json')).by_dtype);
+  const qualityByDtype = fresh(readJson(resolve(MODEL, 'm3web.json')).quality_by_dtype);
+  const evalJson = { scope: QUICK ? 'quick' : 'full', model: grid, bm25, table, perExit, ...(Object.keys(byDtype).length ? { by_dtype: byDtype } : {}) };
   writeFileSync(resolve(MODEL, 'eval.json'), JSON.stringify(evalJson, null, 1) + '\n');
   // The planner's sidecar: dense SciFact nDCG@10 per trained (layers, dims); it normalises by the best score.
   const sidecar = {
-    quality: { metric: 'scifact-test ndcg@10 (dense)', table: table.map((r) => ({ layers: r.layers, dims: r.dims, score: r.scifact_dense['ndcg@10'] })) },
+    quality: { metric: 'scifact-test ndcg@10 (dense)', model_sha256: sha, table: table.map((r) => ({ layers: r.layers, dims: r.dims, score: r.scifact_dense['ndcg@10'] })) },
+    ...(Object.keys(qualityByDtype).length ? { quality_by_dtype: qualityByDtype } : {}),
     baseline: { bm25: { scifact_ndcg10: bm25.scifact['ndcg@10'], library: 'minisearch', k1: bm25.params.k, b: bm25.params.b, d: bm25.params.d } },
     scope: QUICK ? 'quick (subsets: see README.md)' : 'full',
     source: 'npm run eval (tools/eval/run.ts); every number is in eval.json',
