@@ -67,10 +67,15 @@ describe.each([
     expect({ ...cfg, quantization_config: undefined }).toEqual({ ...JSON.parse(readFileSync(join(modelDir(fixture), 'config.json'), 'utf8')), quantization_config: undefined });
     for (const f of ['tokenizer.json', 'modules.json', '1_Pooling/config.json']) expect(readFileSync(join(out, f)).equals(readFileSync(join(modelDir(fixture), f))), f).toBe(true);
     expect(existsSync(join(out, 'colbert_linear.pt'))).toBe(false); // the heads moved into model.safetensors
+    // The file keeps the source's names (m3bert-tiny's `model.` prefix, its unprefixed lm_head), in the source's dtypes.
+    const srcFile = readFile(join(modelDir(fixture), 'model.safetensors'));
+    const prefix = fixture.startsWith('m3bert') ? 'model.' : '';
+    const sources: [string, string, RawTensor][] = [...srcFile.tensors].map(([name, t]) => [name, name.startsWith(prefix) ? name.slice(prefix.length) : name, { dtype: { F32: 'f32', F16: 'f16', BF16: 'bf16' }[t.dtype] as RawTensor['dtype'], shape: t.shape, data: t.data }]);
+    for (const [name, t] of src.heads) if (!srcFile.tensors.has(name)) sources.push([name, name, t]); // xlmr-tiny's colbert_linear.pt / sparse_linear.pt
     let n = 0;
-    for (const [name, t] of [...src.weights, ...src.heads] as [string, RawTensor][]) {
+    for (const [name, canonical, t] of sources) {
       const module = name.replace(/\.weight$/, '');
-      if (!isQuantizedWeight(name)) {
+      if (!isQuantizedWeight(canonical)) {
         const kept = file.tensors.get(name)!;
         expect(kept.dtype, name).toBe({ f32: 'F32', f16: 'F16', bf16: 'BF16' }[t.dtype]);
         expect(Buffer.from(kept.data).equals(Buffer.from(t.data)), name).toBe(true);

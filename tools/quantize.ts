@@ -3,7 +3,7 @@
  * folder in m3web's layout (src/model/QUANT.md), so the download shrinks and the engine loads the codes directly.
  *
  * - Weights are read by the loader (model.safetensors or pytorch_model.bin, single or sharded, f32 / f16 / bf16, bge-m3's
- *   colbert_linear.pt / sparse_linear.pt heads) and written as one `model.safetensors` under their canonical names:
+ *   colbert_linear.pt / sparse_linear.pt heads) and written as one `model.safetensors` under their names in the source:
  *   each weight `isQuantizedWeight` names becomes `<module>.qweight` (U32) + `<module>.scales` (int8 F32, q4 F16)
  *   [+ `<module>.qzeros` (U32, q4)], its `[rows, cols]` in the header's `__metadata__` as `<module>.shape`; every
  *   other tensor is copied in its own dtype. The heads go into that file too (the loader reads them from there).
@@ -22,6 +22,7 @@ import { InvalidInputError, M3Error } from '../src/errors.ts';
 import { loadModel } from '../src/node.ts';
 import { isQuantizedWeight, quantizationConfig, quantize, quantTensors, type QuantBits } from '../src/model/quant.ts';
 import { toFloat32, type RawTensor } from '../src/model/tensor.ts';
+import { canonicalPrefix } from '../src/model/weights.ts';
 import { writeSafetensors, type WritableTensor } from './fixtures/safetensors-writer.ts';
 
 const USAGE = 'usage: npm run quantize -- <model folder> [--bits 8|4] [--out dir]';
@@ -65,12 +66,18 @@ export async function quantizeFolder(folder: string, bits: QuantBits, out: strin
   if (dst === src) throw new InvalidInputError('--out must differ from the model folder (the source is read, never overwritten)', { received: dst });
   const config = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
   if (config.quantization_config !== undefined) throw new InvalidInputError('the model folder is already quantised', { expected: 'config.json without quantization_config', received: JSON.stringify(config.quantization_config) });
-  const model = await loadModel(pathToFileURL(src).href, { heads: true });
+  // Weights under their names in the file (a task-model prefix such as `model.` stays, QUANT.md), in file order.
+  const raw: [string, RawTensor][] = [];
+  const model = await loadModel(pathToFileURL(src).href, { heads: true, keepWeights: false, onTensor: (name, t) => void raw.push([name, t]) });
+  const seen = new Set(raw.map(([n]) => n));
+  const prefix = canonicalPrefix([...seen]);
+  for (const [name, t] of model.heads) if (!seen.has(name)) raw.push([name, t]); // bge-m3's colbert_linear.pt / sparse_linear.pt
   const tensors: [string, WritableTensor][] = [];
   const metadata: Record<string, string> = { format: 'pt' };
   let quantized = 0;
-  for (const [name, t] of [...model.weights, ...model.heads] as [string, RawTensor][]) {
-    if (isQuantizedWeight(name) && t.shape.length === 2) {
+  for (const [name, t] of raw) {
+    const canonical = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
+    if (isQuantizedWeight(canonical) && t.shape.length === 2) {
       const [rows, cols] = t.shape;
       const q = quantTensors(name.slice(0, -'.weight'.length), quantize(toFloat32(t), rows, cols, bits));
       tensors.push(...q.tensors);
