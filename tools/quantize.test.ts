@@ -70,7 +70,11 @@ describe.each([
     // The file keeps the source's names (m3bert-tiny's `model.` prefix, its unprefixed lm_head), in the source's dtypes.
     const srcFile = readFile(join(modelDir(fixture), 'model.safetensors'));
     const prefix = fixture.startsWith('m3bert') ? 'model.' : '';
-    const sources: [string, string, RawTensor][] = [...srcFile.tensors].map(([name, t]) => [name, name.startsWith(prefix) ? name.slice(prefix.length) : name, { dtype: { F32: 'f32', F16: 'f16', BF16: 'bf16' }[t.dtype] as RawTensor['dtype'], shape: t.shape, data: t.data }]);
+    const sources: [string, string, RawTensor][] = [...srcFile.tensors].map(([name, t]) => [
+      name,
+      name.startsWith(prefix) ? name.slice(prefix.length) : name,
+      { dtype: { F32: 'f32', F16: 'f16', BF16: 'bf16' }[t.dtype] as RawTensor['dtype'], shape: t.shape, data: t.data },
+    ]);
     for (const [name, t] of src.heads) if (!srcFile.tensors.has(name)) sources.push([name, name, t]); // xlmr-tiny's colbert_linear.pt / sparse_linear.pt
     let n = 0;
     for (const [name, canonical, t] of sources) {
