@@ -2,6 +2,7 @@
 // browser store (IndexedDB + OPFS), and plain-JSON results.
 import * as Comlink from 'comlink';
 import type { EmbedService } from '../../src/engine/service.ts';
+import { SearchWorker } from '../../src/search/search-worker.ts';
 import { SemanticIndex } from '../../src/search/semantic-index.ts';
 import { openBrowserStore } from '../../src/search/store.ts';
 import { hashEmbedder, randomSparse, randomUnit, rng } from '../../src/search/testing.ts';
@@ -99,6 +100,34 @@ const page = {
       out.push(await Promise.all(modes.map(async (o) => (await index!.search(v, o)).map((h) => ({ id: h.id, score: h.score })))));
     }
     return out;
+  },
+
+  /** The same n × d documents in the search worker and in the page: both top-10 lists per query, and what a filter does. */
+  async workerVsPage(n: number, d: number): Promise<{ worker: Hit[][]; page: Hit[][]; count: number; filterError: string }> {
+    const v = randomUnit(n, d, 5);
+    const docs = (src: Float32Array) => Array.from({ length: n }, (_, i) => ({ id: `w${i}`, dense: src.slice(i * d, (i + 1) * d) }));
+    const local = await SemanticIndex.create({ dims: d, storage: 'binary+int8', chunkSize: 1000 });
+    await local.add(docs(v));
+    const sw = SearchWorker.start();
+    try {
+      await sw.create({ dims: d, storage: 'binary+int8', chunkSize: 1000 });
+      const { count } = await sw.add(docs(v));
+      const qs = randomUnit(5, d, 6);
+      const worker: Hit[][] = [];
+      const page: Hit[][] = [];
+      for (let j = 0; j < 5; j++) {
+        const q = qs.slice(j * d, (j + 1) * d);
+        worker.push((await sw.search({ dense: q }, { k: 10 })).hits.map((h) => ({ id: h.id, score: h.score })));
+        page.push((await local.search({ dense: q }, { k: 10 })).map((h) => ({ id: h.id, score: h.score })));
+      }
+      const filterError = await sw.search({ dense: qs.slice(0, d) }, { filter: () => true } as never).then(
+        () => 'none',
+        (e: Error) => e.name,
+      );
+      return { worker, page, count, filterError };
+    } finally {
+      sw.terminate();
+    }
   },
 
   has: (ids: string[]) => ids.filter((id) => index!.has(id)).length,
