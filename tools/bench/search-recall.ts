@@ -65,7 +65,9 @@ if (args.includes('--timing')) {
         const c0 = process.cpuUsage();
         await idx.search({ dense: qs.subarray((j % 40) * dd, ((j % 40) + 1) * dd) }, { k: 10, funnel: { first: 'binary', multiplier: m } });
         const c = process.cpuUsage(c0);
-        if (j >= 3) (wall.push(performance.now() - t0), cpu.push((c.user + c.system) / 1000));
+        if (j < 3) continue;
+        wall.push(performance.now() - t0);
+        cpu.push((c.user + c.system) / 1000);
       }
       console.log(JSON.stringify({ size: '100k', dims: dd, multiplier: m, wall_ms_p50: +pct50(wall).toFixed(2), cpu_ms_p50: +pct50(cpu).toFixed(2) }));
     }
