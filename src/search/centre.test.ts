@@ -1,4 +1,4 @@
-// The binary first pass's centre (schema 2): sign codes of v − mean on anisotropic vectors, stored with the
+// The binary+int8 centre (schema 3): sign and int8 codes of v − mean on anisotropic vectors, stored with the
 // index so a reload ranks the same; schema-1 files (raw signs) still open; other schemas are a typed error.
 import { describe, expect, it } from 'vitest';
 import { IndexMismatchError, InvalidInputError } from '../errors.ts';
@@ -26,11 +26,11 @@ describe('binary+int8 centre', () => {
   const docs = Array.from({ length: n }, (_, i) => ({ id: `d${i}`, dense: all.subarray(i * d, (i + 1) * d) }));
   const queries = Array.from({ length: 40 }, (_, j) => all.subarray((n + j) * d, (n + j + 1) * d));
 
-  async function recall(idx: SemanticIndex, exact: SemanticIndex): Promise<number> {
+  async function recall(idx: SemanticIndex, exact: SemanticIndex, funnel?: false): Promise<number> {
     let s = 0;
     for (const q of queries)
       s += overlap(
-        (await idx.search({ dense: q }, { k: 10 })).map((h) => h.id),
+        (await idx.search({ dense: q }, { k: 10, funnel })).map((h) => h.id),
         (await exact.search({ dense: q }, { k: 10 })).map((h) => h.id),
       );
     return s / queries.length;
@@ -54,6 +54,12 @@ describe('binary+int8 centre', () => {
     const [rc, rr] = [await recall(centred, exact), await recall(raw, exact)];
     console.log(`[search] anisotropic ${n} × ${d}: ×10 funnel recall@10 centred ${rc.toFixed(3)}, raw signs ${rr.toFixed(3)}`);
     expect(rc).toBeGreaterThan(rr + 0.2);
+    // Its int8 codes hold v − centre: scanned exactly they rank closer to f32 than the int8 storage's codes of v.
+    const int8 = await SemanticIndex.create({ dims: d, storage: 'int8' });
+    await int8.add(docs);
+    const [ec, e8] = [await recall(centred, exact, false), await recall(int8, exact, false)];
+    console.log(`[search] anisotropic exact int8 scans: codes of v − centre ${ec.toFixed(3)}, codes of v ${e8.toFixed(3)}`);
+    expect(ec).toBeGreaterThan(e8);
     // The centre travels with the file: the imported index ranks and scores exactly as this one.
     const back = await SemanticIndex.fromBytes(centred.toBytes());
     expect(back.header.centre).toEqual(c);
@@ -79,6 +85,6 @@ describe('binary+int8 centre', () => {
     const old = await SemanticIndex.fromBytes(encodeFile({ ...f, header: v1 }));
     expect(old.header.schema).toBe(1);
     for (const q of queries.slice(0, 5)) expect(await old.search({ dense: q }, { k: 10 })).toEqual(await idx.search({ dense: q }, { k: 10 }));
-    await expect(SemanticIndex.fromBytes(encodeFile({ ...f, header: { ...f.header, schema: 3 } }))).rejects.toThrow(IndexMismatchError);
+    for (const schema of [2, 4]) await expect(SemanticIndex.fromBytes(encodeFile({ ...f, header: { ...f.header, schema } }))).rejects.toThrow(IndexMismatchError);
   });
 });

@@ -28,8 +28,8 @@ export interface IndexHeader {
   colbertDim: number | null;
   colbertStorage: 'f32' | 'int8';
   /**
-   * Schema 2: the d values sign codes are taken against ('binary+int8', fixed by the first commit: the mean
-   * of its dense vectors, or IndexOptions.centre), else null. Schema-1 headers lack it: their codes are raw signs.
+   * Schema 3: the d values binary+int8's codes are taken against (sign bits of v − centre, int8 of v − centre; fixed
+   * by the first commit: the mean of its dense vectors, or IndexOptions.centre), else null. Schema 1 lacks it (codes of v).
    */
   centre?: number[] | null;
 }

@@ -59,7 +59,7 @@ describe('dense', () => {
     expect(ov).toBeGreaterThanOrEqual(0.9);
   });
 
-  it('binary+int8: the funnel rescored with int8 finds planted neighbours; with a shortlist of every row it equals the exact int8 scan', async () => {
+  it('binary+int8: the funnel rescored with int8 finds planted neighbours; with a shortlist of every row it equals the exact scan of its (centred) int8 codes', async () => {
     const r = rng(3);
     const n = 2000;
     const centres = randomUnit(20, d, 11);
@@ -77,11 +77,19 @@ describe('dense', () => {
           funnel.map((h) => h.id),
           truth,
         ) / 20;
+      // A shortlist of every row is the exact scan of the same codes (int8 of v − centre here, so its scores
+      // differ from the int8 storage's by rounding only).
       const all = await idx.search({ dense: q }, { k: 10, funnel: { first: 'binary', multiplier: n } });
-      const int8 = await exact8.search({ dense: q }, { k: 10 });
-      expect(all.map((h) => [h.id, h.score])).toEqual(int8.map((h) => [h.id, h.score]));
       const noFunnel = await idx.search({ dense: q }, { k: 10, funnel: false });
-      expect(noFunnel.map((h) => h.id)).toEqual(int8.map((h) => h.id));
+      expect(all.map((h) => [h.id, h.score])).toEqual(noFunnel.map((h) => [h.id, h.score]));
+      const int8 = await exact8.search({ dense: q }, { k: 10 });
+      expect(
+        overlap(
+          noFunnel.map((h) => h.id),
+          int8.map((h) => h.id),
+        ),
+      ).toBeGreaterThanOrEqual(0.8);
+      for (const h of noFunnel) expect(h.score).toBeCloseTo(denseScore(q, row(v, d, Number(h.id.slice(1)))), 2);
     }
     console.log(`[search] binary+int8 funnel (×10) recall@10 vs f32 on clustered data: ${rec.toFixed(3)}`);
     expect(rec).toBeGreaterThanOrEqual(0.9);

@@ -19,9 +19,12 @@ import { checkSparseVector } from './sparse.ts';
 import type { ChunkRef, IndexStore, Manifest } from './store.ts';
 import type { AddOptions, ColbertVectors, Doc, SparseVector, IndexOptions, IndexStats, Output, QueryVectors, SearchHit, SearchOptions } from './types.ts';
 
-/** 2: headers carry `centre` (binary+int8 sign codes are taken against it). Schema-1 indexes still open (raw signs). */
-export const SCHEMA_VERSION = 2;
-const SCHEMAS = [1, 2];
+/**
+ * 3: headers carry `centre`; binary+int8 takes its sign codes and its int8 codes of v − centre. Schema-1 indexes
+ * (no centre, codes of v) still open. Schema 2 (a development state that centred the sign codes only) is refused.
+ */
+export const SCHEMA_VERSION = 3;
+const SCHEMAS = [1, 3];
 const OUTPUTS: Output[] = ['dense', 'sparse', 'colbert'];
 
 function headerFrom(o: IndexOptions): IndexHeader {

@@ -1,7 +1,8 @@
 /**
  * Funnel recall@10 against exact f32 on real embeddings (the whole SciFact corpus by m3-tiny, from
  * tools/bench/search-embed-scifact.py), through SemanticIndex itself: the binary first pass with centred sign
- * codes (the default) and with raw ones, at several multipliers, the exact int8 scan, and Matryoshka prefixes;
+ * codes (the default) and with raw ones, at several multipliers, the exact int8 scans (int8 storage: codes of v;
+ * binary+int8: codes of v − centre, the funnel's ceiling), and Matryoshka prefixes;
  * with --timing, p50 query times of the ×10 and ×40 funnels on 100k synthetic vectors at 256 and 1024 dims.
  *
  *   /usr/bin/python3 tools/bench/search-embed-scifact.py /tmp/sf && npx tsx tools/bench/search-recall.ts /tmp/sf [--queries 300] [--timing]
@@ -45,6 +46,7 @@ const raw = await build('binary+int8', { centre: false });
 for (const m of [4, 10, 20, 40, 100]) out[`centred_x${m}`] = await recall(centred, { first: 'binary', multiplier: m });
 for (const m of [10, 40]) out[`raw_signs_x${m}`] = await recall(raw, { first: 'binary', multiplier: m });
 out.int8_exact = await recall(await build('int8'), false);
+out['binary+int8_codes_exact'] = await recall(centred, false); // its int8 codes of v − centre, scanned exactly: the funnel's ceiling
 for (const p of [32, 64]) out[`f32_prefix${p}_x10`] = await recall(exact, { first: 'prefix', prefixDims: p, multiplier: 10 });
 console.log(JSON.stringify({ docs: ids.length, queries: nq, dims: d, recall_at_10: out }));
 
