@@ -1,6 +1,8 @@
 /**
  * The playground's views: each in its own module, wired here, then the default model (or `?model=`) is opened.
- * main.ts imports this once the service worker allows (see there).
+ * main.ts imports this once the service worker allows (see there) and calls start(): an exported function, not
+ * top-level statements, because package.json's "sideEffects" marks every module but the workers side-effect free,
+ * so the bundler would drop a module that only runs code when imported.
  */
 import { initCard } from './card.ts';
 import { initCompare } from './compare.ts';
@@ -21,12 +23,14 @@ function networkStatus(): void {
   show();
 }
 
-initModelPicker();
-initCard();
-initPlan();
-initCompare();
-initSearch();
-initStorage();
-networkStatus();
-const start = startModel();
-void openModel(start.url, start.label, start.random);
+export function start(): void {
+  initModelPicker();
+  initCard();
+  initPlan();
+  initCompare();
+  initSearch();
+  initStorage();
+  networkStatus();
+  const model = startModel();
+  void openModel(model.url, model.label, model.random);
+}

@@ -1,5 +1,5 @@
 /** Model card and device panel: what was loaded, and where and how it runs. */
-import { byId, facts, fmtBytes, h } from './dom.ts';
+import { byId, camelWrap, facts, fmtBytes, h } from './dom.ts';
 import type { Session } from './m3.ts';
 import { on } from './state.ts';
 
@@ -28,7 +28,7 @@ function device(s: Session): void {
   const i = s.info;
   const backend = i.backend;
   const why = s.plan.backendReason ?? i.backendReason ?? (a && !a.ok ? `no WebGPU: ${a.reason}` : 'chosen by the client');
-  const rows: [string, string][] = [['backend', `${backend} (${why})`]];
+  const rows: [string | HTMLElement, string][] = [['backend', `${backend} (${why})`]];
   if (a?.ok) {
     const ad = a.adapter;
     rows.push(
@@ -40,7 +40,7 @@ function device(s: Session): void {
     );
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'] as const) {
       const v = (ad.limits as Record<string, number>)[k];
-      if (v !== undefined) rows.push([k, v.toLocaleString('en')]);
+      if (v !== undefined) rows.push([camelWrap(k), v.toLocaleString('en')]);
     }
   }
   const c = s.cost;
@@ -60,6 +60,8 @@ export function initCard(): void {
     card(s);
     device(s);
   });
+  // The backend, its reason and the cost model can change after the start (a re-plan): the panel follows.
+  on('replan', ({ session }) => device(session));
   byId('card-body').replaceChildren(h('p', {}, 'loading…'));
 }
 

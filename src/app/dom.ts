@@ -22,8 +22,13 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
 }
 
 /** A two-column table of facts. */
-export function facts(rows: [string, Child][]): HTMLTableElement {
+export function facts(rows: [Child, Child][]): HTMLTableElement {
   return h('table', { class: 'facts' }, h('tbody', {}, ...rows.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))));
+}
+
+/** A camelCase name (a WebGPU limit) that may wrap between its words on a narrow screen: `<wbr>` before each capital. */
+export function camelWrap(name: string): HTMLElement {
+  return h('span', {}, ...name.split(/(?=[A-Z])/).flatMap((part, i) => (i ? [h('wbr', {}), part] : [part])));
 }
 
 export function fmtBytes(n: number): string {

@@ -47,17 +47,27 @@ export class Session {
     readonly loadedBytes: number,
   ) {}
 
-  static async open(model: string, opts: { budget?: Budget; onProgress?: (p: ClientProgress) => void } = {}): Promise<Session> {
+  /** True while setBudget runs: its own 'replan' is the caller's answer, not news. */
+  private budgeting = false;
+
+  /**
+   * Opens `model`. `onReplan` hears the plans the client changes by itself after it is ready (measured latency
+   * drifting from the cost model, a device change, a backend measured later), so the views can follow them.
+   */
+  static async open(model: string, opts: { budget?: Budget; onProgress?: (p: ClientProgress) => void; onReplan?: (plan: Plan, reason: string) => void } = {}): Promise<Session> {
     let bytes = 0;
+    let session: Session | null = null;
     const m3 = await M3Client.create({
       model,
       budget: opts.budget,
       onProgress: (p) => {
         if (p.phase === 'loaded') bytes = p.bytes;
+        if (p.phase === 'replan' && session && !session.budgeting) opts.onReplan?.(p.plan, p.reason);
         opts.onProgress?.(p);
       },
     });
-    return new Session(m3, model, bytes);
+    session = new Session(m3, model, bytes);
+    return session;
   }
 
   get info(): ModelInfo {
@@ -95,7 +105,12 @@ export class Session {
   }
   /** Re-plans for a budget (throws BudgetError naming the cheapest plan when none fits). */
   setBudget(budget: Budget): Plan {
-    return this.m3.setBudget(budget);
+    this.budgeting = true;
+    try {
+      return this.m3.setBudget(budget);
+    } finally {
+      this.budgeting = false;
+    }
   }
 
   async embed(texts: string[], req: EmbedRequest): Promise<Embedding> {

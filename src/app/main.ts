@@ -27,13 +27,18 @@ function controlled(ms: number): Promise<boolean> {
 /** Dev server, first visit: has the now-controlling worker cache the page's earlier requests (sw.ts, 'm3web-dev-cache'). */
 async function devCacheEarlyRequests(): Promise<void> {
   if (!(await controlled(DEV_CONTROL_WAIT_MS))) return;
-  const urls = [location.href, ...performance.getEntriesByType('resource').map((e) => e.name)].filter((u) => new URL(u).origin === location.origin);
+  // With the Accept header each was fetched with: vite answers a stylesheet <link> (Accept: text/css) with CSS, but the
+  // same URL fetched plainly with a JS module that injects it, which a <link> cannot apply.
+  const entries = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+  const requests = [{ url: location.href, accept: 'text/html' }, ...entries.map((e) => ({ url: e.name, accept: e.initiatorType === 'link' && new URL(e.name).pathname.endsWith('.css') ? 'text/css,*/*;q=0.1' : '*/*' }))].filter(
+    (r) => new URL(r.url).origin === location.origin,
+  );
   const channel = new MessageChannel();
   const done = new Promise<void>((resolve) => {
     const t = setTimeout(resolve, DEV_CONTROL_WAIT_MS);
     channel.port1.onmessage = () => (clearTimeout(t), resolve());
   });
-  navigator.serviceWorker.controller!.postMessage({ type: 'm3web-dev-cache', urls }, [channel.port2]);
+  navigator.serviceWorker.controller!.postMessage({ type: 'm3web-dev-cache', requests }, [channel.port2]);
   await done;
 }
 
@@ -60,4 +65,8 @@ async function serviceWorker(): Promise<void> {
   });
 }
 
-void serviceWorker().finally(() => import('./app.ts'));
+// The views start whatever the service worker did: without it the page still works, online.
+void serviceWorker()
+  .catch(() => undefined)
+  .then(() => import('./app.ts'))
+  .then((app) => app.start());

@@ -80,8 +80,14 @@ export async function openModel(url: string, label: string, random: boolean): Pr
       setProgress(`weights loaded (${fmtBytes(p.bytes)}); calibrating…`);
     }
   };
+  let opened: Session | null = null;
+  const onReplan = (_plan: unknown, reason: string): void => {
+    if (!opened || state.session !== opened) return;
+    setProgress(`ready: ${label}; re-planned (${reason})`);
+    emit('replan', { session: opened, reason });
+  };
   try {
-    const session = await Session.open(url, { onProgress });
+    const session = (opened = await Session.open(url, { onProgress, onReplan }));
     if (ticket !== loading) return session.dispose();
     state.session?.dispose();
     status.dataset.state = 'ready';

@@ -17,6 +17,8 @@ export interface Measured extends Point {
 
 interface Events {
   session: Session;
+  /** The open session's plan changed without the user asking (m3.ts, Session.open's onReplan). */
+  replan: { session: Session; reason: string };
   point: Point;
   measured: Measured;
 }

@@ -49,12 +49,12 @@ if (import.meta.env.DEV) {
   // (main.ts sends the URLs and waits for the answer before it loads the views), as workbox's Router.addCacheListener does.
   self.addEventListener('message', (ev: ExtendableMessageEvent) => {
     if ((ev.data as { type?: string } | null)?.type !== 'm3web-dev-cache') return;
-    const urls = ((ev.data as { urls?: unknown }).urls as string[]).filter((u) => {
-      const url = new URL(u);
+    const requests = ((ev.data as { requests?: unknown }).requests as { url: string; accept: string }[]).filter((r) => {
+      const url = new URL(r.url);
       return url.origin === self.location.origin && !isModelFileUrl(url, self.location.origin);
     });
-    const cached = Promise.allSettled(urls.map((u) => devShell.handleAll({ event: ev, request: new Request(u) })[1]));
-    ev.waitUntil(cached.then(() => ev.ports[0]?.postMessage({ type: 'm3web-dev-cached', count: urls.length })));
+    const cached = Promise.allSettled(requests.map((r) => devShell.handleAll({ event: ev, request: new Request(r.url, { headers: { Accept: r.accept } }) })[1]));
+    ev.waitUntil(cached.then(() => ev.ports[0]?.postMessage({ type: 'm3web-dev-cached', count: requests.length })));
   });
 } else {
   registerRoute(new NavigationRoute(createHandlerBoundToURL('index.html'), { denylist: [/^\/e2e\//, /^\/models\//, /^\/local-models\//] }));
