@@ -9,6 +9,7 @@ For each checkpoint, printed as one JSON line:
 - grad: on --batches training batches, the gradient norm that each exit's dense loss (mean pooling, summed over the
   prefixes) sends into each block, and the share of the whole stage-2 loss's gradient per block: shows which blocks each
   exit trains (blocks above an exit get nothing from it, blocks 1..2 get every exit's loss);
+- dense_full_width: dense recall@1 at full width raw and after removing the common mean vector, and that mean's energy share;
 - update: per exit, ||h_k - h_{k-2}|| / ||h_k|| of the residual stream before the final norm (how much blocks k-1..k change
   the representation) and the mean pairwise cosine of pooled dev passages (collapse: a common direction shared by every text).
 SciFact and MS MARCO are never read here.
@@ -52,6 +53,31 @@ def dev_recall(model: M3Tiny, sp, dev, rows_max: int) -> dict:
         for key, s in s2.all_scores(model, q, p, pools=("mean",)).items():
             top = s.argmax(-1).tolist()
             acc.setdefault("/".join(map(str, key)), []).append(sum(groups[t] == groups[i] for i, t in enumerate(top)) / len(rows))
+    return {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
+
+
+@torch.no_grad()
+def centered_recall(model: M3Tiny, sp, dev, rows_max: int) -> dict:
+    """Dense recall@1 at full width with and without removing the mean pooled vector (over the source's dev queries and
+    passages): if centering recovers depth, the deep exits carry the information under a text-independent offset."""
+    model.eval()
+    acc: dict[str, list[float]] = {}
+    K, D = model.cfg.mrl_layers, max(model.cfg.mrl_dims)
+    for src in sorted(dev):
+        rows = dev[src][:rows_max]
+        if len({r["group"] for r in rows}) < 64:
+            continue
+        (qi, qm), (pi, pm) = s2.encode_batch(sp, [r["q"] for r in rows], 32), s2.encode_batch(sp, [r["p"] for r in rows], 96)
+        hq, hp = model.model(qi, qm, K), model.model(pi, pm, K)
+        groups = [r["group"] for r in rows]
+        for k in K:
+            eq, ep = masked_mean(hq[k], qm)[:, :D], masked_mean(hp[k], pm)[:, :D]  # (N, D)
+            mu = torch.cat([eq, ep]).mean(0, keepdim=True)
+            for name, (a, b) in {"raw": (eq, ep), "centered": (eq - mu, ep - mu)}.items():
+                top = (F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T).argmax(-1).tolist()
+                acc.setdefault(f"{name}/{k}", []).append(sum(groups[t] == groups[i] for i, t in enumerate(top)) / len(rows))
+            # share of the pooled vectors' energy in their common mean: 1 = every text has the same vector
+            acc.setdefault(f"common_share/{k}", []).append(float(mu.norm() ** 2 / torch.cat([eq, ep]).pow(2).sum(-1).mean()))
     return {k: round(sum(v) / len(v), 4) for k, v in acc.items()}
 
 
@@ -115,6 +141,7 @@ def main() -> None:
     ap.add_argument("--dev-rows", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-grads", action="store_true")
+    ap.add_argument("--only-centered", action="store_true", help="just the dense centering check (fast)")
     args = ap.parse_args()
     set_threads(args.threads)
     torch.manual_seed(13)
@@ -122,7 +149,11 @@ def main() -> None:
     train, dev = s2.load_pairs()
     for path in args.ckpts:
         model, ck = load(path)
-        res = {"ckpt": os.path.relpath(path), "step": ck["step"], "dev_recall@1": dev_recall(model, sp, dev, args.dev_rows), "update": updates(model, sp, dev, args.dev_rows)}
+        if args.only_centered:
+            print(json.dumps({"ckpt": os.path.relpath(path), "step": ck["step"], "dense_full_width": centered_recall(model, sp, dev, args.dev_rows)}), flush=True)
+            continue
+        res = {"ckpt": os.path.relpath(path), "step": ck["step"], "dev_recall@1": dev_recall(model, sp, dev, args.dev_rows), "update": updates(model, sp, dev, args.dev_rows),
+               "dense_full_width": centered_recall(model, sp, dev, args.dev_rows)}
         if not args.skip_grads:
             res["grad"] = grads(model, sp, train, args.batches, 13, ck["step"])
         print(json.dumps(res), flush=True)
