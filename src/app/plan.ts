@@ -80,7 +80,8 @@ function drawChart(s: Session, current: Candidate | null): void {
       width,
       height: 240,
       title: 'Frontier: predicted latency vs quality (memory on the right axis)',
-      scales: { x: { time: false }, mb: { auto: true } },
+      // Quality is a share of the full model (≤ 1): a fixed axis, so a one-point frontier (m3-tiny's) is not drawn on an auto range of 0..2.
+      scales: { x: { time: false }, y: { auto: false, range: [0, 1.02] }, mb: { auto: true } },
       axes: [
         { label: 'latency (ms)', stroke: '#333' },
         { label: 'quality (share of full)', stroke: '#333' },
@@ -155,6 +156,17 @@ export function initPlan(): void {
     chart = null;
     byId('plan').dataset.ready = 'true';
     onPoint();
+  });
+  on('replan', ({ session }) => {
+    // Sliders still on the old plan follow the new one; a point the user chose stays, and only its explanation is redone.
+    const followed = !state.point || (planned !== null && state.point.layers === planned.layers && state.point.dims === planned.dims);
+    planned = { layers: session.plan.layers, dims: session.plan.dims };
+    chart?.destroy();
+    chart = null;
+    if (followed) {
+      setSliders(planned);
+      onPoint();
+    } else explain(session, state.point!);
   });
   on('measured', (m) => {
     byId('latency').textContent = `measured: ${m.n} texts at ${m.layers} × ${m.dims} in ${m.batches} batch${m.batches === 1 ? '' : 'es'}, ${fmtMs(m.ms)}`;

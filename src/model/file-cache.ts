@@ -176,14 +176,28 @@ export async function storeValidated(cache: Cache, url: string, body: ReadableSt
   }
   const stored = new Headers({ 'content-type': type, 'x-m3web-cached-at': new Date().toISOString() });
   if (expected !== null) stored.set('content-length', String(expected));
+  let seen = 0;
+  const count = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      seen += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
   try {
-    await cache.put(url, new Response(body.pipeThrough(validatingStream(url, formatOf(url), expected)), { status: 200, headers: stored }));
+    await cache.put(url, new Response(body.pipeThrough(validatingStream(url, formatOf(url), expected)).pipeThrough(count), { status: 200, headers: stored }));
+    if (expected === null) {
+      // No usable Content-Length (a compressing server: vite preview gzips, so do many hosts): write the entry once more
+      // with the size its body turned out to have, so the storage panel and a later load from the cache know it.
+      const hit = await cache.match(url);
+      stored.set('content-length', String(seen));
+      if (hit?.body) await cache.put(url, new Response(hit.body, { status: 200, headers: stored }));
+    }
   } catch (e) {
     if (isQuota(e)) throw new QuotaError(`no room to cache ${url}`, { expected: 'free storage quota for this origin', received: (e as Error).message, cause: e });
     if (e instanceof M3Error) throw e;
     throw new ModelCacheError(`not caching ${url}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
-  return expected ?? Number((await cache.match(url))?.headers.get('content-length') ?? 0);
+  return expected ?? seen;
 }
 
 async function openCache(): Promise<Cache | null> {

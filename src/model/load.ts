@@ -117,7 +117,10 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   const { fetchImpl } = opts;
   const files: string[] = [];
   let bytes = 0;
+  // Bytes each streamed file delivered: the load's size when a server compresses (Content-Encoding: no usable total).
+  const received = new Map<string, number>();
   const progress = (file: string) => (loaded: number, total: number | null) => {
+    received.set(file, loaded);
     guard.kick();
     opts.onProgress?.({ phase: 'download', file, loaded, total });
   };
@@ -154,7 +157,6 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   const readStream = async (file: string, opened: ModelStream, format: 'safetensors' | 'torch') => {
     files.push(file);
     weightFiles.push(file);
-    bytes += opened.total ?? 0;
     const tensors = format === 'safetensors' ? streamSafetensors(opened.stream, opened.total, { onSkipped }) : streamTorchStateDict(opened.stream, { onSkipped });
     // Not for-await: an async function keeps the previous iteration's tensor in its frame while awaiting the next.
     const it = tensors[Symbol.asyncIterator]();
@@ -164,6 +166,7 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
       // eslint-disable-next-line no-useless-assignment
       r = { done: false, value: { name: '', tensor: EMPTY_TENSOR } };
     }
+    bytes += opened.total ?? received.get(file) ?? 0;
   };
   let found = opts.encoderWeights === false;
   for (const layout of found ? [] : WEIGHT_LAYOUTS) {
