@@ -12,6 +12,7 @@
 import { Engine } from '../engine/engine.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { LoadedModel } from '../model/load.ts';
+import { dequantizedModel } from './dequantize.ts';
 import { CpuEncoder, type CpuEncoderOptions } from './encoder.ts';
 
 import { OrtGraphEncoder, type GraphEncoderOptions } from './graph-encoder.ts';
@@ -26,7 +27,8 @@ export interface CpuEngineOptions extends CpuEncoderOptions {
   maxBatchTokens?: number;
 }
 
-export async function createCpuEngine(model: LoadedModel, opts: CpuEngineOptions = {}): Promise<Engine<CpuEncoder>> {
+export async function createCpuEngine(loaded: LoadedModel, opts: CpuEngineOptions = {}): Promise<Engine<CpuEncoder>> {
+  const model = dequantizedModel(loaded); // a pre-quantised folder runs as f32 here (dequantize.ts says why)
   const L = model.config.num_hidden_layers;
   const { maxBatchTokens, ...encoderOpts } = opts;
   if (opts.maxLayers !== undefined && (!Number.isInteger(opts.maxLayers) || opts.maxLayers < 1 || opts.maxLayers > L)) {
