@@ -6,7 +6,8 @@ import { planBatches } from './batching.ts';
 import { GpuEncoder } from './gpu-encoder.ts';
 import type { BackendKind, BatchEncoder, EmbedBackend } from './backend.ts';
 import { insertMcls } from './mcls.ts';
-import type { WeightStorage } from './gpu-weights.ts';
+import { WEIGHT_STORAGES, type WeightStorage } from './gpu-weights.ts';
+import type { QuantizeProgress } from '../model/load.ts';
 import { KERNEL_SCHEDULES, type KernelSchedule } from '../gpu/kernel.ts';
 import { resolveRequest, throwIfAborted, type EmbedOptions } from './options.ts';
 import { applyModules, encoderOptions, moduleConfig, resolvePrompt } from './modules.ts';
@@ -14,8 +15,13 @@ import type { OutputOptions } from './outputs.ts';
 import { assertFinite, combineTokenWeights, type SparseVector } from './postprocess.ts';
 
 export interface EngineOptions {
-  /** 'auto' keeps the checkpoint's precision (f16/bf16 checkpoints → f16 storage, f32 → f32). */
+  /**
+   * 'auto' keeps the checkpoint's precision (f16/bf16 checkpoints → f16 storage, f32 → f32, a pre-quantised
+   * folder → its bits). 'int8' / 'q4' quantise the matmul weights and word embeddings at load (src/model/QUANT.md).
+   */
   weights?: 'auto' | WeightStorage;
+  /** Reports each weight quantised at load (storage 'int8' / 'q4'). */
+  onProgress?: (p: QuantizeProgress) => void;
   /** Cap on padded tokens (batch size × longest sequence) per GPU batch. */
   maxBatchTokens?: number;
   /** Lower the per-binding byte limit below the device's (tests use it to force split tables). */
@@ -64,8 +70,14 @@ export interface EngineEmbedding {
 
 /** Chooses the weight storage: f16 checkpoints stay f16 (half the memory), f32 ones stay exact unless forced. */
 export function chooseStorage(model: LoadedModel, requested: EngineOptions['weights'] = 'auto'): WeightStorage {
-  if (requested === 'f32' || requested === 'f16') return requested;
-  if (requested !== 'auto') throw new InvalidInputError('weights must be "auto", "f32" or "f16"', { expected: '"auto" | "f32" | "f16"', received: requested });
+  if (requested !== 'auto' && !WEIGHT_STORAGES.includes(requested)) throw new InvalidInputError('weights must be "auto", "f32", "f16", "int8" or "q4"', { expected: '"auto" | "f32" | "f16" | "int8" | "q4"', received: requested });
+  // A pre-quantised folder holds codes, not floats: it runs with its own bits only.
+  const stored = model.quantization ? (model.quantization.bits === 8 ? 'int8' : 'q4') : null;
+  if (stored && requested !== 'auto' && requested !== stored) {
+    throw new InvalidInputError(`this model folder is pre-quantised (${stored}); weights "${requested}" cannot be made from it`, { expected: `weights "auto" or "${stored}"`, received: requested });
+  }
+  if (stored) return stored;
+  if (requested !== 'auto') return requested;
   const first = model.weights.values().next().value;
   return first && first.dtype !== 'f32' ? 'f16' : 'f32';
 }
@@ -116,12 +128,15 @@ export class Engine<E extends BatchEncoder = BatchEncoder> implements EmbedBacke
     if (schedule !== undefined && !KERNEL_SCHEDULES.includes(schedule)) {
       throw new InvalidInputError('schedule must be "workgroup" or "registers"', { expected: '"workgroup" | "registers" | undefined (by adapter)', received: schedule });
     }
-    const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, schedule });
+    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new InvalidInputError('onProgress must be a function', { expected: 'a function or undefined', received: opts.onProgress });
+    const encoder = await GpuEncoder.create(rt, model, storage, { maxBindingBytes: opts.maxBindingBytes, maxLayers, schedule, onProgress: opts.onProgress });
     return new Engine(model, encoder, requested);
   }
 
+  /** The weights' dtype: the shaders' float dtype ('f32', 'f16', 'f16x2'), or 'int8' / 'q4' when quantised. */
   get dtype(): string {
-    return this.encoder.dtype;
+    const q = (this.encoder as { quant?: number | null }).quant;
+    return q === 8 ? 'int8' : q === 4 ? 'q4' : this.encoder.dtype;
   }
 
   private checkAlive(): void {

@@ -5,25 +5,35 @@ import { gatherAddProgram } from '../gpu/kernels/gather_add.ts';
 import { l2normProgram } from '../gpu/kernels/l2norm.ts';
 import { layernormProgram } from '../gpu/kernels/layernorm.ts';
 import { matmulProgram, type MatmulActivation } from '../gpu/kernels/matmul.ts';
+import { matmulQ8Program } from '../gpu/kernels/matmul_q8.ts';
+import { matmulQ4Program } from '../gpu/kernels/matmul_q4.ts';
+import { embeddingQProgram, gatherAddQProgram } from '../gpu/kernels/embedding_q.ts';
+import { quantBindingData } from '../gpu/quant-wgsl.ts';
+import { concatRows, isQuantizedWeight, quantize, sliceRows, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
+import { toFloat32 } from '../model/tensor.ts';
+import { WeightError } from '../errors.ts';
 import { poolingProgram } from '../gpu/kernels/pooling.ts';
 import { mclsPoolProgram } from '../gpu/kernels/mcls_pool.ts';
 import { rmsnormProgram } from '../gpu/kernels/rmsnorm.ts';
 import { swigluProgram } from '../gpu/kernels/swiglu.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import { POOLING_MODES, type EncoderConfig } from '../model/config.ts';
-import type { LoadedModel } from '../model/load.ts';
+import type { LoadedModel, QuantizeProgress } from '../model/load.ts';
 import type { RawTensor } from '../model/tensor.ts';
 import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
 import type { EncoderBatch } from '../tokenize/tokenizer.ts';
 import { positionIds } from './positions.ts';
 import { truncateAndNormalize } from './postprocess.ts';
 import type { ResolvedEmbedOptions } from './options.ts';
-import { shaderDType, uploadWeights, type WeightStorage } from './gpu-weights.ts';
+import { floatStorage, quantBitsOf, shaderDType, uploadWeights, type WeightStorage } from './gpu-weights.ts';
 import { activationRowBytes, rowChunks } from './memory-plan.ts';
 import type { BatchEncoder, BatchOutputs, BatchResult } from './backend.ts';
 
 interface Linear {
-  w: GPUBuffer;
+  /** W's bindings: one float buffer, or a quantised matrix's 2 (int8) or 3 (q4) (src/gpu/quant-wgsl.ts). */
+  w: GPUBuffer[];
+  /** W's quantisation, or null for float storage. */
+  bits: QuantBits | null;
   b: GPUBuffer | null;
   N: number;
   K: number;
@@ -51,11 +61,18 @@ export class GpuEncoder implements BatchEncoder {
   readonly dtype: WeightDType;
   private blocks: Block[] = [];
   /** word: the word-embedding table in row chunks that each fit one storage binding (usually one). */
-  private emb!: { word: { buf: GPUBuffer; row0: number; rows: number }[]; pos: GPUBuffer; type: GPUBuffer | null; norm: { w: GPUBuffer; b: GPUBuffer | null } };
+  private emb!: { word: { bufs: GPUBuffer[]; row0: number; rows: number }[]; wordBits: QuantBits | null; pos: GPUBuffer; type: GPUBuffer | null; norm: { w: GPUBuffer; b: GPUBuffer | null } };
   private finalNorm: GPUBuffer | null = null;
   /** BGE-M3 heads: colbert_linear (Hc, H) and sparse_linear (1, H), both with bias. */
   private heads: { colbert: Linear; sparse: Linear } | null = null;
   private buffers: GPUBuffer[] = [];
+  /** Quantisation of the matmul weights and word table ('int8' / 'q4' storage), else null. */
+  readonly quant: QuantBits | null;
+  /** Pre-quantised matrices from the model folder (LoadedModel.quantized), by weight name. */
+  private prequantized: Map<string, QuantizedMatrix> = new Map();
+  private onQuantize?: (p: QuantizeProgress) => void;
+  private quantDone = 0;
+  private quantTotal = 0;
 
   /** Bytes one storage binding may hold on this device (or less, when a caller lowers it). */
   readonly bindingLimit: number;
@@ -73,6 +90,7 @@ export class GpuEncoder implements BatchEncoder {
     schedule?: KernelSchedule,
   ) {
     this.dtype = shaderDType(storage, rt.hasF16);
+    this.quant = quantBitsOf(storage);
     this.maxLayers = maxLayers ?? cfg.num_hidden_layers;
     this.schedule = schedule ?? scheduleFor(rt.fallbackAdapter);
     const l = rt.device.limits;
@@ -80,8 +98,11 @@ export class GpuEncoder implements BatchEncoder {
   }
 
   /** Uploads the model's weights and compiles every pipeline the encoder can use. */
-  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; schedule?: KernelSchedule } = {}): Promise<GpuEncoder> {
+  static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; schedule?: KernelSchedule; onProgress?: (p: QuantizeProgress) => void } = {}): Promise<GpuEncoder> {
     const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.schedule);
+    enc.prequantized = model.quantized ?? new Map();
+    enc.onQuantize = opts.onProgress;
+    if (enc.quant) enc.quantTotal = encoderWeightSpecs(model.config, enc.maxLayers).filter((w) => isQuantizedWeight(w.name)).length + (model.heads.size ? 1 : 0);
     try {
       enc.upload(model.weights);
       if (model.heads.size) enc.uploadHeads(model.heads);
@@ -95,18 +116,49 @@ export class GpuEncoder implements BatchEncoder {
   }
 
   private up(parts: RawTensor[], label: string): GPUBuffer {
-    const b = uploadWeights(this.rt, parts, this.storage, label);
+    const b = uploadWeights(this.rt, parts, floatStorage(this.storage), label);
     this.buffers.push(b);
     return b;
   }
 
-  /** Uploads a (V, H) table in row chunks that each fit one binding (bge-m3's 250,002 × 1024 may not). */
-  private upChunked(t: RawTensor, label: string): { buf: GPUBuffer; row0: number; rows: number }[] {
-    const [V, H] = t.shape;
-    const el = t.dtype === 'f32' ? 4 : 2;
+  /** Uploads a quantised matrix's bindings (codes, scales, [zero points]). */
+  private upQuant(q: QuantizedMatrix, label: string): GPUBuffer[] {
+    return quantBindingData(q).map((data, i) => {
+      const b = this.rt.upload(data, `${label}${['.qweight', '.scales', '.qzeros'][i]}`);
+      this.buffers.push(b);
+      return b;
+    });
+  }
+
+  /**
+   * Weight `name` (a (rows, cols) matrix) quantised with this encoder's bits: as the folder stored it, or
+   * quantised here from its f32/f16/bf16 tensor (quant.ts), with a progress report per weight.
+   */
+  private quantized(name: string, t: RawTensor | undefined): QuantizedMatrix {
+    const pre = this.prequantized.get(name);
+    let q = pre;
+    if (!q) {
+      if (!t) throw new WeightError(`missing weight "${name}"`, { expected: 'a float tensor or its quantised form (src/model/QUANT.md)', received: 'neither' });
+      q = quantize(toFloat32(t), t.shape[0], t.shape[1], this.quant!);
+    } else if (q.bits !== this.quant) {
+      throw new WeightError(`weight "${name}" is stored with ${q.bits} bits`, { expected: `${this.quant} bits (the storage asked for)`, received: `${q.bits} bits` });
+    }
+    this.onQuantize?.({ phase: 'quantize', name, done: ++this.quantDone, total: this.quantTotal, prequantized: pre !== undefined });
+    return q;
+  }
+
+  /** Uploads a (V, H) table in row chunks that each fit one binding (bge-m3's 250,002 × 1024 may not), quantised when the storage is. */
+  private upChunked(name: string, t: RawTensor | undefined, label: string): { bufs: GPUBuffer[]; row0: number; rows: number }[] {
+    if (this.quant) {
+      const q = this.quantized(name, t);
+      // The codes are each chunk's widest binding (int8 scales: 4 B per row; q4 scales and zeros: < codes).
+      return rowChunks(q.rows, 4 * wordsPerRow(q.bits, q.cols), this.bindingLimit).map(({ row0, rows }) => ({ bufs: this.upQuant(sliceRows(q, row0, rows), `${label}[${row0}..${row0 + rows})`), row0, rows }));
+    }
+    const [V, H] = t!.shape;
+    const el = t!.dtype === 'f32' ? 4 : 2;
     const stored = this.storage === 'f32' ? 4 : 2;
     return rowChunks(V, H * stored, this.bindingLimit).map(({ row0, rows }) => ({
-      buf: this.up([{ dtype: t.dtype, shape: [rows, H], data: t.data.subarray(row0 * H * el, (row0 + rows) * H * el) }], `${label}[${row0}..${row0 + rows})`),
+      bufs: [this.up([{ dtype: t!.dtype, shape: [rows, H], data: t!.data.subarray(row0 * H * el, (row0 + rows) * H * el) }], `${label}[${row0}..${row0 + rows})`)],
       row0,
       rows,
     }));
@@ -115,16 +167,30 @@ export class GpuEncoder implements BatchEncoder {
   private upload(weights: Map<string, RawTensor>): void {
     const specs = new Map(encoderWeightSpecs(this.cfg).map((s) => [s.name, s]));
     const t = (name: string) => pickWeight(weights, specs.get(name)!);
+    // A quantised weight may come pre-quantised (no float tensor in the folder): its shape was checked by the loader.
+    const tq = (name: string) => (this.prequantized.has(name) ? undefined : t(name));
     const H = this.cfg.hidden_size;
     const I = this.cfg.intermediate_size;
-    const linear = (names: string[], biases: string[] | null, N: number, K: number): Linear => ({
-      w: this.up(names.map(t), names[0]),
-      b: biases ? this.up(biases.map(t), biases[0]) : null,
-      N,
-      K,
-    });
+    const linear = (names: string[], biases: string[] | null, N: number, K: number): Linear => {
+      const bits = this.quant && isQuantizedWeight(names[0]) ? this.quant : null;
+      return {
+        // Quantisation is per row, so quantising q, k and v apart and stacking them equals quantising the stack.
+        w: bits ? this.upQuant(concatRows(names.map((n) => this.quantized(n, tq(n)))), names[0]) : [this.up(names.map(t), names[0])],
+        bits,
+        b: biases ? this.up(biases.map(t), biases[0]) : null,
+        N,
+        K,
+      };
+    };
+    const wordBits = this.quant;
     if (this.cfg.family === 'm3bert') {
-      this.emb = { word: this.upChunked(t('embed_tokens.weight'), 'embed_tokens'), pos: this.up([t('pos_embeddings.weight')], 'pos_embeddings'), type: null, norm: { w: this.up([t('input_norm.weight')], 'input_norm'), b: null } };
+      this.emb = {
+        word: this.upChunked('embed_tokens.weight', tq('embed_tokens.weight'), 'embed_tokens'),
+        wordBits,
+        pos: this.up([t('pos_embeddings.weight')], 'pos_embeddings'),
+        type: null,
+        norm: { w: this.up([t('input_norm.weight')], 'input_norm'), b: null },
+      };
       for (let i = 0; i < this.maxLayers; i++) {
         const p = `layers.${i}`;
         this.blocks.push({
@@ -146,7 +212,8 @@ export class GpuEncoder implements BatchEncoder {
     }
     const ln = (p: string) => ({ w: this.up([t(`${p}.weight`)], p), b: this.up([t(`${p}.bias`)], p) });
     this.emb = {
-      word: this.upChunked(t('embeddings.word_embeddings.weight'), 'word_embeddings'),
+      word: this.upChunked('embeddings.word_embeddings.weight', tq('embeddings.word_embeddings.weight'), 'word_embeddings'),
+      wordBits,
       pos: this.up([t('embeddings.position_embeddings.weight')], 'position_embeddings'),
       type: this.cfg.type_vocab_size > 0 ? this.up([t('embeddings.token_type_embeddings.weight')], 'token_type_embeddings') : null,
       norm: ln('embeddings.LayerNorm'),
@@ -172,12 +239,15 @@ export class GpuEncoder implements BatchEncoder {
 
   private uploadHeads(heads: Map<string, RawTensor>): void {
     const H = this.cfg.hidden_size;
-    const specs = headWeightSpecs(H, heads.get('colbert_linear.weight')?.shape[0] ?? H);
-    const [cw, cb, sw, sb] = specs.map((s) => pickWeight(heads, s));
-    const Hc = specs[0].shape[0];
+    const Hc = heads.get('colbert_linear.weight')?.shape[0] ?? this.prequantized.get('colbert_linear.weight')?.rows ?? H;
+    const specs = headWeightSpecs(H, Hc);
+    const [cb, sw, sb] = specs.slice(1).map((s) => pickWeight(heads, s));
+    const colbertW = this.quant
+      ? this.upQuant(this.quantized('colbert_linear.weight', this.prequantized.has('colbert_linear.weight') ? undefined : pickWeight(heads, specs[0])), 'colbert_linear')
+      : [this.up([pickWeight(heads, specs[0])], 'colbert_linear.weight')];
     this.heads = {
-      colbert: { w: this.up([cw], 'colbert_linear.weight'), b: this.up([cb], 'colbert_linear.bias'), N: Hc, K: H },
-      sparse: { w: this.up([sw], 'sparse_linear.weight'), b: this.up([sb], 'sparse_linear.bias'), N: 1, K: H },
+      colbert: { w: colbertW, bits: this.quant, b: this.up([cb], 'colbert_linear.bias'), N: Hc, K: H },
+      sparse: { w: [this.up([sw], 'sparse_linear.weight')], bits: null, b: this.up([sb], 'sparse_linear.bias'), N: 1, K: H },
     };
   }
 
@@ -193,7 +263,21 @@ export class GpuEncoder implements BatchEncoder {
 
   // ---- programs (shape-free cache keys; shapes only in uniforms) ----
   private mm(M: number, l: Linear, activation: MatmulActivation, residual: boolean): KernelProgram {
-    return matmulProgram({ M, N: l.N, K: l.K }, { wDtype: this.dtype, bias: l.b !== null, activation, residual, schedule: this.schedule });
+    const shape = { M, N: l.N, K: l.K };
+    const attrs = { bias: l.b !== null, activation, residual, schedule: this.schedule };
+    return l.bits === 8 ? matmulQ8Program(shape, attrs) : l.bits === 4 ? matmulQ4Program(shape, attrs) : matmulProgram(shape, { ...attrs, wDtype: this.dtype });
+  }
+  /** The embedding gather of the first word-table chunk, and the add of each further one. */
+  private embed(M: number, wordRows: number): KernelProgram {
+    const H = this.cfg.hidden_size;
+    const tokenType = this.emb.type !== null;
+    const bits = this.emb.wordBits;
+    return bits ? embeddingQProgram({ M, H, wordRows }, { bits, pDtype: this.dtype, tokenType }) : embeddingProgram({ M, H, wordRows }, { wDtype: this.dtype, tokenType });
+  }
+  private gatherAdd(M: number, row0: number, rows: number): KernelProgram {
+    const H = this.cfg.hidden_size;
+    const bits = this.emb.wordBits;
+    return bits ? gatherAddQProgram({ M, H, row0, rows }, { bits }) : gatherAddProgram({ M, H, row0, rows }, { wDtype: this.dtype });
   }
   /** The family's norm; residuals are fused into the matmul before it (matmul `residual`). */
   private norm(M: number): KernelProgram {
@@ -208,8 +292,8 @@ export class GpuEncoder implements BatchEncoder {
     const act = ACT[this.cfg.hidden_act];
     const m3 = this.cfg.family === 'm3bert';
     return [
-      embeddingProgram({ M: 1, H, wordRows: 1 }, { wDtype: this.dtype, tokenType: this.emb.type !== null }),
-      ...(this.emb.word.length > 1 ? [gatherAddProgram({ M: 1, H, row0: 0, rows: 1 }, { wDtype: this.dtype })] : []),
+      this.embed(1, 1),
+      ...(this.emb.word.length > 1 ? [this.gatherAdd(1, 0, 1)] : []),
       this.norm(1),
       this.mm(1, b.qkv, 'none', false),
       attentionProgram({ B: 1, T: 1, H, heads: this.cfg.num_attention_heads }, { schedule: this.schedule }),
@@ -280,13 +364,13 @@ export class GpuEncoder implements BatchEncoder {
     const w = this.emb;
     // Embeddings → norm (LayerNorm, or m3BERT's input_norm RMSNorm).
     const [first, ...rest] = w.word;
-    run(embeddingProgram({ M, H, wordRows: first.rows }, { wDtype: this.dtype, tokenType: w.type !== null }), [ids, pos, first.buf, w.pos, ...(w.type ? [w.type] : []), t0]);
-    for (const c of rest) run(gatherAddProgram({ M, H, row0: c.row0, rows: c.rows }, { wDtype: this.dtype }), [ids, c.buf, t0]);
+    run(this.embed(M, first.rows), [ids, pos, ...first.bufs, w.pos, ...(w.type ? [w.type] : []), t0]);
+    for (const c of rest) run(this.gatherAdd(M, c.row0, c.rows), [ids, ...c.bufs, t0]);
     run(this.norm(M), [t0, w.norm.w, ...(w.norm.b ? [w.norm.b] : []), x]);
     const attn = attentionProgram({ B, T, H, heads: cfg.num_attention_heads }, { schedule: this.schedule });
     for (let i = 0; i < o.layers; i++) {
       const b = this.blocks[i];
-      const lin = (l: Linear) => [l.w, ...(l.b ? [l.b] : [])];
+      const lin = (l: Linear) => [...l.w, ...(l.b ? [l.b] : [])];
       if (m3) {
         // h = x + o(attn(RMS(x)));  x' = h + down(silu(gate(RMS(h))) * up(RMS(h)))
         run(this.norm(M), [x, b.norm1.w, t0]);
@@ -323,13 +407,13 @@ export class GpuEncoder implements BatchEncoder {
     // BGE-M3 heads on the exit hidden states of every token (Chen et al. 2024 §3.2; FlagEmbedding m3.py).
     const heads = this.heads;
     const tokenWeights = want.sparse && heads ? f32(M, 'sparse') : null; // (M) relu(h · w + b)
-    if (tokenWeights) run(this.mm(M, heads!.sparse, 'relu', false), [exit, heads!.sparse.w, heads!.sparse.b!, tokenWeights]);
+    if (tokenWeights) run(this.mm(M, heads!.sparse, 'relu', false), [exit, ...heads!.sparse.w, heads!.sparse.b!, tokenWeights]);
     let colbert: GPUBuffer | null = null;
     const cd = want.colbertDims ?? heads?.colbert.N ?? 0;
     if (want.colbert && heads) {
       const proj = f32(M * heads.colbert.N, 'colbert_proj'); // (M, Hc)
       colbert = f32(M * cd, 'colbert'); // (M, cd): truncated, then L2-normalised per token
-      run(this.mm(M, heads.colbert, 'none', false), [exit, heads.colbert.w, heads.colbert.b!, proj]);
+      run(this.mm(M, heads.colbert, 'none', false), [exit, ...heads.colbert.w, heads.colbert.b!, proj]);
       run(l2normProgram({ rows: M, cols: heads.colbert.N, d: cd }, { normalize: true }), [proj, colbert]);
     }
     end();

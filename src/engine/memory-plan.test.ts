@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../model/config.ts';
+import { quantizedBytes } from '../model/quant.ts';
 import { planAllocations, rowChunks } from './memory-plan.ts';
 
 // bge-m3's real shape (../shared/data/heads/bge-m3/config.json): XLM-R large, 8194 positions.
@@ -34,6 +35,34 @@ describe('allocation plan', () => {
     expect(perToken(plan)).toBe(2 * perToken(half));
     console.log(
       `bge-m3 T=8192 ${storage} binding ${bind / MiB} MiB: largest ${plan.largest.name} ${(plan.largest.bytes / MiB).toFixed(1)} MiB, weights ${(plan.weightBytes / MiB).toFixed(0)} MiB (word table in ${word.chunks} chunk(s)), activations ${(plan.activationBytes / MiB).toFixed(0)} MiB, total ${(plan.totalBytes / MiB).toFixed(0)} MiB`,
+    );
+  });
+
+  it.each([
+    ['int8', 128 * MiB],
+    ['q4', 128 * MiB],
+    ['int8', 1024 * MiB],
+    ['q4', 1024 * MiB],
+  ] as const)('bge-m3 at T = 8192 with %s weights and a %i-byte binding limit counts quantised bytes (issue #18)', (storage, bind) => {
+    const limits = { maxStorageBufferBindingSize: bind, maxBufferSize: bind };
+    const plan = planAllocations(bgeM3, { tokens: 8192, batch: 1, storage, limits, colbertWidth: 1024 });
+    const f16 = planAllocations(bgeM3, { tokens: 8192, batch: 1, storage: 'f16', limits, colbertWidth: 1024 });
+    const bits = storage === 'int8' ? 8 : 4;
+    expect(plan.largest.bytes).toBeLessThanOrEqual(bind);
+    const word = plan.weights.find((w) => w.name === 'word_embeddings')!;
+    // Per-row layouts: chunking changes nothing for int8; q4's f16 scales pad each chunk to 4 bytes (≤ 2 B per chunk).
+    expect(word.bytes - quantizedBytes(bits, 250002, 1024)).toBeGreaterThanOrEqual(0);
+    expect(word.bytes - quantizedBytes(bits, 250002, 1024)).toBeLessThanOrEqual(2 * word.chunks);
+    expect(word.chunks).toBe(Math.ceil(250002 / Math.floor(bind / (1024 * (bits / 8)))));
+    // A block: quantised qkv, o, ffn_in, ffn_out with f32 biases, f32 norms.
+    const layer = plan.weights.filter((w) => w.name.startsWith('layer.0.')).reduce((s, w) => s + w.bytes, 0);
+    const q = (r: number, c: number) => quantizedBytes(bits, r, c);
+    expect(layer).toBe(q(3072, 1024) + q(1024, 1024) + q(4096, 1024) + q(1024, 4096) + 4 * (3072 + 1024 + 4096 + 1024) + 4 * 4 * 1024);
+    // Activations do not depend on the weights' storage.
+    expect(plan.activationBytes).toBe(f16.activationBytes);
+    expect(plan.weightBytes).toBeLessThan(f16.weightBytes * (storage === 'int8' ? 0.55 : 0.33));
+    console.log(
+      `bge-m3 T=8192 ${storage} binding ${bind / MiB} MiB: largest ${plan.largest.name} ${(plan.largest.bytes / MiB).toFixed(1)} MiB, weights ${(plan.weightBytes / MiB).toFixed(0)} MiB (word table ${(word.bytes / MiB).toFixed(0)} MiB in ${word.chunks} chunk(s)), activations ${(plan.activationBytes / MiB).toFixed(0)} MiB, total ${(plan.totalBytes / MiB).toFixed(0)} MiB (f16: ${(f16.totalBytes / MiB).toFixed(0)} MiB)`,
     );
   });
 

@@ -1,6 +1,8 @@
 import type { EncoderConfig } from '../model/config.ts';
 import { BufferPool } from '../gpu/pool.ts';
-import type { WeightStorage } from './gpu-weights.ts';
+import { quantBindingBytes } from '../gpu/quant-wgsl.ts';
+import { wordsPerRow } from '../model/quant.ts';
+import { floatStorage, quantBitsOf, type WeightStorage } from './gpu-weights.ts';
 
 /** The device limits that bound one storage binding and one buffer. */
 export interface BufferLimits {
@@ -14,6 +16,8 @@ export interface PlannedBuffer {
   bytes: number;
   /** Separate buffers it is split into so each fits one binding (1 = not split). */
   chunks: number;
+  /** Its largest single binding, where that is not bytes / chunks (a quantised matrix: the codes of one chunk). */
+  binding?: number;
 }
 
 export interface AllocationPlan {
@@ -48,27 +52,38 @@ export function activationRowBytes(cfg: Pick<EncoderConfig, 'family' | 'hidden_s
  * from the same shapes GpuEncoder allocates (weights uploaded once; activations per batch from the
  * pool). Large weight tables are split into row chunks that each fit one binding. `layers`: the blocks
  * uploaded (EngineOptions.maxLayers; default all). This is the one memory model: the client's planner
- * charges exactly these bytes for a plan.
+ * charges exactly these bytes for a plan. With 'int8' / 'q4' storage the matmul weights, the word table and
+ * colbert_linear count their quantised bindings (codes, scales, zero points: src/gpu/quant-wgsl.ts), their
+ * biases and every other tensor 4 bytes per value (GpuEncoder keeps those in f32).
  */
 export function planAllocations(cfg: MemoryShape, o: { tokens: number; batch: number; storage: WeightStorage; limits: BufferLimits; colbertWidth?: number | null; layers?: number }): AllocationPlan {
   const H = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const L = o.layers ?? cfg.num_hidden_layers;
   const m3 = cfg.family === 'm3bert';
-  const el = o.storage === 'f32' ? 4 : 2;
+  const el = floatStorage(o.storage) === 'f32' ? 4 : 2;
+  const bits = quantBitsOf(o.storage);
   const bind = Math.min(o.limits.maxStorageBufferBindingSize, o.limits.maxBufferSize);
   const w = (name: string, rows: number, cols: number): PlannedBuffer => {
     const bytes = rows * cols * el;
     return { name, bytes, chunks: bytes > bind ? rowChunks(rows, cols * el, bind).length : 1 };
   };
-  const weights: PlannedBuffer[] = [w('word_embeddings', cfg.vocab_size, H), w('position_embeddings', cfg.max_position_embeddings, H)];
+  /** A matrix GpuEncoder quantises (when the storage does), with `bias` f32 values per row beside it. */
+  const mat = (name: string, rows: number, cols: number, bias: 0 | 1): PlannedBuffer => {
+    if (!bits) return w(name, rows, cols + bias);
+    const chunks = rowChunks(rows, 4 * wordsPerRow(bits, cols), bind);
+    const bytes = chunks.reduce((s, c) => s + quantBindingBytes(bits, c.rows, cols).reduce((a, b) => a + b, 0), 0) + bias * rows * 4;
+    return { name, bytes, chunks: chunks.length, binding: Math.max(...quantBindingBytes(bits, chunks[0].rows, cols), bias * rows * 4) };
+  };
+  const weights: PlannedBuffer[] = [mat('word_embeddings', cfg.vocab_size, H, 0), w('position_embeddings', cfg.max_position_embeddings, H)];
   if (!m3 && cfg.type_vocab_size > 0) weights.push(w('token_type_embeddings', cfg.type_vocab_size, H));
   for (let i = 0; i < L; i++) {
-    weights.push(w(`layer.${i}.qkv`, 3 * H, H + (m3 ? 0 : 1)), w(`layer.${i}.o`, H, H + (m3 ? 0 : 1)));
-    weights.push(w(`layer.${i}.ffn_in`, m3 ? 2 * I : I, H + (m3 ? 0 : 1)), w(`layer.${i}.ffn_out`, H, I + (m3 ? 0 : 1)));
+    const b = m3 ? 0 : 1;
+    weights.push(mat(`layer.${i}.qkv`, 3 * H, H, b), mat(`layer.${i}.o`, H, H, b));
+    weights.push(mat(`layer.${i}.ffn_in`, m3 ? 2 * I : I, H, b), mat(`layer.${i}.ffn_out`, H, I, b));
     weights.push(w(`layer.${i}.norms`, 1, (m3 ? 2 : 4) * H));
   }
-  if (o.colbertWidth) weights.push(w('colbert_linear', o.colbertWidth, H + 1), w('sparse_linear', 1, H + 1));
+  if (o.colbertWidth) weights.push(mat('colbert_linear', o.colbertWidth, H, 1), w('sparse_linear', 1, H + 1));
   const M = o.tokens;
   const a = (name: string, bytes: number): PlannedBuffer => ({ name, bytes: BufferPool.sizeClass(bytes), chunks: 1 });
   const activations = [
@@ -87,7 +102,7 @@ export function planAllocations(cfg: MemoryShape, o: { tokens: number; batch: nu
     ...(o.colbertWidth ? [a('sparse', 4 * M), a('colbert_proj', 4 * M * o.colbertWidth), a('colbert', 4 * M * o.colbertWidth)] : []),
   ];
   const sum = (xs: PlannedBuffer[]) => xs.reduce((s, x) => s + x.bytes, 0);
-  const all = [...weights.map((x) => ({ ...x, bytes: Math.ceil(x.bytes / x.chunks) })), ...activations];
+  const all = [...weights.map((x) => ({ ...x, bytes: x.binding ?? Math.ceil(x.bytes / x.chunks) })), ...activations];
   const largest = all.reduce((m, x) => (x.bytes > m.bytes ? x : m));
   const maxTokensPerBatch = Math.floor(bind / activationRowBytes(cfg, o.colbertWidth ?? null));
   return { weights, activations, weightBytes: sum(weights), activationBytes: sum(activations), totalBytes: sum(weights) + sum(activations), largest, maxTokensPerBatch };

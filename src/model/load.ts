@@ -7,12 +7,23 @@ import { loadModuleStack, type ModuleStack } from './modules.ts';
 import { streamSafetensors } from './safetensors.ts';
 import { fetchModelFile, openModelStream, resolveModelSource, type ModelSource, type ModelSourceSpec, type ModelStream } from './source.ts';
 import type { RawTensor } from './tensor.ts';
+import { fromQuantTensors, parseQuantizationConfig, type QuantFileTensor, type QuantizationConfig, type QuantizedMatrix } from './quant.ts';
 import { readTorchStateDict } from './torch.ts';
 import { streamTorchStateDict } from './torch-stream.ts';
 import { canonicalNames, canonicalPrefix, encoderWeightSpecs } from './weights.ts';
 
 /** Progress of a model load: bytes per file while downloading, then a final 'ready'. */
 export type LoadProgress = { phase: 'download'; file: string; loaded: number; total: number | null } | { phase: 'ready'; files: string[]; bytes: number };
+
+/** Quantising at load (EngineOptions.onProgress with weights 'int8' / 'q4', issue #18): one report per quantised weight. */
+export interface QuantizeProgress {
+  phase: 'quantize';
+  /** The weight just quantised, or taken pre-quantised from the folder. */
+  name: string;
+  done: number;
+  total: number;
+  prequantized: boolean;
+}
 
 export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
@@ -57,6 +68,10 @@ export interface LoadedModel {
   modules: ModuleStack;
   /** Which weight files were read, in order (model.safetensors, shards, pytorch_model.bin, ...). */
   weightFiles: string[];
+  /** A pre-quantised folder's `quantization_config` (src/model/QUANT.md), else absent. */
+  quantization?: QuantizationConfig;
+  /** A pre-quantised folder's matrices by canonical weight name (`<module>.weight`), else absent. */
+  quantized?: Map<string, QuantizedMatrix>;
 }
 
 const EMPTY_TENSOR: RawTensor = { dtype: 'f32', shape: [0], data: new Uint8Array(0) };
@@ -133,6 +148,7 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
 
   const [configJson, tokenizerJson, tokenizerConfig] = await Promise.all([json('config.json', false), json('tokenizer.json', false), json('tokenizer_config.json', true)]);
   const config = parseConfig(configJson);
+  const quantization = parseQuantizationConfig((configJson as { quantization_config?: unknown } | null)?.quantization_config);
   const modules = await loadModuleStack(
     config.hidden_size,
     (file) => json(file, true),
@@ -154,14 +170,20 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
     if (opts.onTensor) await guard.whilePaused(() => opts.onTensor!(name, tensor));
   };
   const onSkipped = (name: string, dtype: string) => skipped.set(name, dtype);
+  // A pre-quantised folder (src/model/QUANT.md): U32 codes / zero points and the header's shapes are collected.
+  const u32 = new Map<string, QuantFileTensor>();
+  const metadata: Record<string, string> = {};
+  const quantOpts = quantization ? { onU32: (name: string, shape: number[], data: Uint8Array) => void u32.set(name, { dtype: 'u32', shape, data }), onMetadata: (m: Record<string, string>) => void Object.assign(metadata, m) } : {};
+  const scales = new Map<string, RawTensor>();
   const readStream = async (file: string, opened: ModelStream, format: 'safetensors' | 'torch') => {
     files.push(file);
     weightFiles.push(file);
-    const tensors = format === 'safetensors' ? streamSafetensors(opened.stream, opened.total, { onSkipped }) : streamTorchStateDict(opened.stream, { onSkipped });
+    const tensors = format === 'safetensors' ? streamSafetensors(opened.stream, opened.total, { onSkipped, ...quantOpts }) : streamTorchStateDict(opened.stream, { onSkipped });
     // Not for-await: an async function keeps the previous iteration's tensor in its frame while awaiting the next.
     const it = tensors[Symbol.asyncIterator]();
     for (let r = await it.next(); !r.done; r = await it.next()) {
-      await take(r.value.name, r.value.tensor);
+      if (quantization && r.value.name.endsWith('.scales')) scales.set(r.value.name, r.value.tensor);
+      else await take(r.value.name, r.value.tensor);
       // Drop this iteration's tensor before awaiting the next, so a consumer that released it lets it be collected.
       // eslint-disable-next-line no-useless-assignment
       r = { done: false, value: { name: '', tensor: EMPTY_TENSOR } };
@@ -196,6 +218,7 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   }
   checkUnsupportedDtypes(config, [...seen, ...skipped.keys()], skipped);
   const canonical = canonicalNames(all);
+  const quantized = quantization ? readQuantized(quantization, u32, scales, metadata, [...seen, ...u32.keys()]) : undefined;
 
   const heads = new Map<string, RawTensor>();
   for (const [name, t] of canonical) if (/^(colbert_linear|sparse_linear)\./.test(name)) heads.set(name, t);
@@ -216,7 +239,25 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   opts.onProgress?.({ phase: 'ready', files, bytes });
   // A BGE-M3 folder (heads present) without modules.json pools by CLS, as FlagEmbedding's M3 embedder always does.
   const pooling = !modules.declared && heads.size > 0 ? parsePooling(null, null, { bgeM3Heads: true }) : modules.pooling;
-  return { source, config, pooling, tokenizer, weights: canonical, heads, modules: { ...modules, pooling }, weightFiles };
+  return { source, config, pooling, tokenizer, weights: canonical, heads, modules: { ...modules, pooling }, weightFiles, ...(quantization ? { quantization, quantized } : {}) };
+}
+
+/** The quantised matrices of a pre-quantised folder, by canonical weight name `<module>.weight` (QUANT.md). */
+function readQuantized(qc: QuantizationConfig, u32: Map<string, QuantFileTensor>, scales: Map<string, RawTensor>, metadata: Record<string, string>, names: string[]): Map<string, QuantizedMatrix> {
+  const prefix = canonicalPrefix(names);
+  const get = (name: string): QuantFileTensor | undefined => {
+    const s = scales.get(name);
+    return u32.get(name) ?? (s && s.dtype !== 'bf16' ? { dtype: s.dtype, shape: s.shape, data: s.data } : undefined);
+  };
+  const out = new Map<string, QuantizedMatrix>();
+  for (const name of u32.keys()) {
+    if (!name.endsWith('.qweight')) continue;
+    const module = name.slice(0, -'.qweight'.length);
+    const canonical = module.startsWith(prefix) ? module.slice(prefix.length) : module;
+    out.set(`${canonical}.weight`, fromQuantTensors(module, qc.bits, get, metadata));
+  }
+  if (out.size === 0) throw new ModelFormatError('config.json declares quantization_config but the weights hold no quantised tensor', { expected: '<module>.qweight U32 tensors (src/model/QUANT.md)', received: 'none' });
+  return out;
 }
 
 /** An encoder weight stored in a dtype we do not read (F64, I8, ...) is named as such, not reported missing later. */

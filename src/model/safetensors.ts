@@ -113,6 +113,10 @@ export function readSafetensors(bytes: Uint8Array): Map<string, RawTensor> {
 export interface StreamSafetensorsOptions {
   /** Called for every entry whose dtype we do not decode (F64, I64, I8, ...): it is skipped, not yielded. */
   onSkipped?: (name: string, fileDtype: string) => void;
+  /** Given: U32 entries (quantised codes and zero points, src/model/QUANT.md) are passed here with their bytes instead of skipped. */
+  onU32?: (name: string, shape: number[], data: Uint8Array) => void;
+  /** Called once with the header's `__metadata__`. */
+  onMetadata?: (metadata: Record<string, string>) => void;
 }
 
 /**
@@ -125,10 +129,15 @@ export async function* streamSafetensors(stream: ReadableStream<Uint8Array>, tot
   try {
     const n = headerLength(await q.need(8, 'the header length'));
     const header = parseHeader(await q.need(n, 'the header'), totalBytes ?? undefined);
+    opts.onMetadata?.(header.metadata);
     let cursor = 0;
     for (const e of header.entries) {
       if (e.begin > cursor) await q.skip(e.begin - cursor, 'padding');
       cursor = e.end;
+      if (!e.dtype && e.fileDtype === 'U32' && opts.onU32) {
+        opts.onU32(e.name, e.shape, await q.need(e.end - e.begin, `tensor "${e.name}"`));
+        continue;
+      }
       if (!e.dtype) {
         await q.skip(e.end - e.begin, `tensor "${e.name}"`);
         opts.onSkipped?.(e.name, e.fileDtype);
