@@ -10,12 +10,12 @@
  *                  taken against the same centre, then the shortlist is rescored with the int8 codes, which
  *                  with a centre hold round((v − c) / s) (score = s · Σ q_i code_i + q · c)
  *                  (Hugging Face's embedding-quantisation recipe: binary retrieval + int8 rescoring).
- *                  Why a centre: trained embeddings are anisotropic (m3-tiny's SciFact abstracts have a mean
- *                  of norm 0.96 and an average cosine of 0.92 between two documents), so raw signs are nearly
- *                  the same for every document; signs of v − mean split the corpus instead. Measured on
- *                  m3-tiny × SciFact (5,183 abstracts, 300 queries, 128 dims), recall@10 of the ×10 funnel
- *                  against exact f32: raw signs 0.205, centred 0.557; the exact scan of the int8 codes, which caps
- *                  the funnel, 0.929 for codes of v and 0.979 for codes of v − c (tools/bench/search-recall.ts).
+ *                  Why a centre: trained embeddings are anisotropic (m3-tiny v2's SciFact abstracts have a mean
+ *                  of norm 0.94), so raw signs are nearly the same for every document; signs of v − c split the
+ *                  corpus instead. Measured on m3-tiny v2 × SciFact (5,183 abstracts, 300 queries, 128 dims),
+ *                  recall@10 of the ×10 funnel against exact f32: raw codes 0.236, centred 0.605; the exact scan
+ *                  of the int8 codes, which caps the funnel, 0.954 for codes of v and 0.983 for codes of v − c
+ *                  (tools/bench/search-recall.ts).
  *
  * Scans are brute force over contiguous typed arrays with a bounded heap (TopK), 4-way unrolled dot
  * products and a branch-free popcount. `accept(row)` (tombstones, user filters) runs only for a
