@@ -12,7 +12,8 @@ import { loadModel as loadNode } from '../src/node.ts';
 import { quantizeFolder } from '../tools/quantize.ts';
 import { ReferenceEncoder } from '../src/reference/model.ts';
 import { ensureFixtures } from '../tools/fixtures/generate.ts';
-import { bgeM3ParityRows, engineParityRows, engineThreshold } from '../tools/parity/engine-cases.ts';
+import { bgeM3ParityRows, engineParityRows, engineThreshold, parityTexts } from '../tools/parity/engine-cases.ts';
+import { minRowCosine } from '../tools/parity/goldens.ts';
 import { threshold } from '../tools/parity.ts';
 import { startModelServer, type ModelServer } from './helpers/model-server.ts';
 
@@ -98,6 +99,34 @@ describe.each([
       // Not equal to f32 either: the weights really are quantised.
       expect(Math.min(...rows.filter((r) => r.output !== 'sparse').map((r) => r.cos_min))).toBeLessThan(0.999999);
       engine.destroy();
+    },
+    TIMEOUT,
+  );
+});
+
+describe('quantised engine on trained weights: m3-tiny', () => {
+  it(
+    'meets the issue bounds against the f32 engine at its exits 2 / 4 / 6 (int8 cos ≥ 0.999, q4 ≥ 0.99)',
+    async () => {
+      const model = await loadNode(new URL('../public/models/m3-tiny/', import.meta.url).pathname, { keepWeights: true });
+      const texts = [...parityTexts().slice(0, 5), 'The quick brown fox jumps over the lazy dog.', 'Quantised weights shrink the download.', 'Wie spät ist es?', '今日はいい天気ですね'];
+      const f32 = await Engine.create(rt, model, { weights: 'f32' });
+      for (const storage of ['int8', 'q4'] as const) {
+        const engine = await Engine.create(rt, model, { weights: storage });
+        const seen: string[] = [];
+        for (const layers of [2, 4, 6]) {
+          for (const dims of [32, 128]) {
+            const want = (await f32.embed(texts, { layers, dims })).embeddings;
+            const got = (await engine.embed(texts, { layers, dims })).embeddings;
+            const cos = minRowCosine(got, want, texts.length, dims);
+            seen.push(`L${layers}/d${dims} ${cos.toFixed(5)}`);
+            expect(cos, `${storage} layers=${layers} dims=${dims}`).toBeGreaterThanOrEqual(engineThreshold(storage).cos_min);
+          }
+        }
+        console.log(`m3-tiny ${storage} vs f32 engine: ${seen.join(', ')}`);
+        engine.destroy();
+      }
+      f32.destroy();
     },
     TIMEOUT,
   );
