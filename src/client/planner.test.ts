@@ -14,6 +14,7 @@ import {
   updateDrift,
   engineMB,
   DEFAULT_TOKENS_PER_QUERY,
+  DTYPE_RETENTION,
   type Budget,
   type Candidate,
   type CostModel,
@@ -257,5 +258,126 @@ describe('device limits', () => {
   it('a fallback (software) adapter gets the CPU-speed default cost model', () => {
     expect(defaultCostModel(bertBase, 'webgpu', true).b).toBeCloseTo(defaultCostModel(bertBase, 'cpu-ref').b, 12);
     expect(defaultCostModel(bertBase, 'webgpu', false).b).toBeLessThan(defaultCostModel(bertBase, 'webgpu', true).b);
+  });
+});
+
+describe('dtype axis (f32 / f16 / int8 / q4)', () => {
+  const all = ['f32', 'f16', 'int8', 'q4'] as const;
+  const cfg = { family: 'bert' as const, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, vocab_size: 30522, max_position_embeddings: 512, type_vocab_size: 2 };
+  const limits = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
+
+  it('without a dtypes list only the served dtype is offered (the planner as before)', () => {
+    const cands = candidates(bertBase, qualityTable(bertBase), cost);
+    expect(new Set(cands.map((c) => c.dtype))).toEqual(new Set(['f32']));
+    const f16 = choosePlan({ ...bertBase, dtype: 'f16x2' }, qualityTable(bertBase), cost);
+    expect(f16.dtype).toBe('f16x2'); // the served shader dtype is reported as is
+  });
+
+  it("every candidate's memory is planAllocations with its own storage dtype, and quantised weights cost less", () => {
+    const shape: ModelShape = { ...bertBase, dtypes: all };
+    const cands = candidates(shape, qualityTable(shape), cost, {}, limits);
+    expect(cands).toHaveLength(4 * qualityTable(shape).points.length);
+    for (const c of cands.filter((c) => c.dims === 768)) {
+      const want = planAllocations(cfg, { tokens: DEFAULT_TOKENS_PER_QUERY, batch: 1, storage: c.dtype, limits, layers: c.layers, colbertWidth: null }).totalBytes / 2 ** 20;
+      expect(c.memoryMB, `${c.dtype} ${c.layers}`).toBe(want);
+    }
+    const full = (d: string) => cands.find((c) => c.dtype === d && c.layers === 12 && c.dims === 768)!.memoryMB;
+    expect(full('f16')).toBeLessThan(full('f32'));
+    expect(full('int8')).toBeLessThan(full('f16'));
+    expect(full('q4')).toBeLessThan(full('int8'));
+  });
+
+  it('unmeasured quantised points are charged DTYPE_RETENTION; measured rows (quality_by_dtype) replace it', () => {
+    const sidecar = {
+      quality: {
+        metric: 'ndcg@10',
+        table: [
+          { layers: 12, dims: 768, score: 0.5 },
+          { layers: 4, dims: 64, score: 0.4 },
+        ],
+      },
+      quality_by_dtype: {
+        int8: {
+          metric: 'ndcg@10',
+          table: [
+            { layers: 12, dims: 768, score: 0.499 },
+            { layers: 99, dims: 1, score: 9 },
+          ],
+        },
+        q4: { table: [{ layers: 12, dims: 768, score: 0.49 }] },
+      },
+    };
+    const t = qualityTable(m3bert, sidecar);
+    expect(t.byDtype).toEqual({ int8: [{ layers: 12, dims: 768, quality: 0.998 }], q4: [{ layers: 12, dims: 768, quality: 0.98 }] });
+    const cands = candidates({ ...m3bert, dtypes: all }, t, cost);
+    const at = (d: string, l: number, dims: number) => cands.find((c) => c.dtype === d && c.layers === l && c.dims === dims)!;
+    expect(at('int8', 12, 768)).toMatchObject({ quality: 0.998, dtypeMeasured: true });
+    expect(at('q4', 12, 768)).toMatchObject({ quality: 0.98, dtypeMeasured: true });
+    expect(at('int8', 4, 64)).toMatchObject({ quality: 0.8 * DTYPE_RETENTION.int8, dtypeMeasured: false });
+    expect(at('q4', 4, 64).quality).toBeCloseTo(0.8 * 0.97, 12);
+    expect(at('f16', 4, 64)).toMatchObject({ quality: 0.8, dtypeMeasured: false });
+    expect(at('f32', 4, 64)).toMatchObject({ quality: 0.8, dtypeMeasured: true });
+    // A quantised row that measured above f32 (noise) sets the scale: nothing exceeds 1.
+    const hi = qualityTable(m3bert, { quality: { table: [{ layers: 12, dims: 768, score: 0.5 }] }, quality_by_dtype: { q4: { table: [{ layers: 12, dims: 768, score: 0.52 }] } } });
+    expect(hi.points[0].quality).toBeCloseTo(0.5 / 0.52, 12);
+    expect(hi.byDtype!.q4![0].quality).toBe(1);
+  });
+
+  it('picks f16 over f32 at equal quality, and int8 / q4 only when the budget needs them', () => {
+    // m3bert's trained exits are 4, 8, 12: dropping to 8 layers (quality 0.91) costs more than q4 (0.97).
+    const shape: ModelShape = { ...m3bert, dtypes: all };
+    const q = qualityTable(shape);
+    expect(choosePlan(shape, q, cost, {}).dtype).toBe('f16x2'); // f16, reported as the served shader dtype (packed pairs)
+    expect(choosePlan({ ...bertBase, dtypes: all }, qualityTable(bertBase), cost, {}).dtype).toBe('f16');
+    const mem = (d: 'f16' | 'int8' | 'q4') => engineMB(shape, 12, DEFAULT_TOKENS_PER_QUERY, {}, d);
+    const int8 = choosePlan(shape, q, cost, { memoryMB: mem('f16') - 1 });
+    expect([int8.dtype, int8.layers, int8.dims, int8.quality]).toEqual(['int8', 12, 768, DTYPE_RETENTION.int8]);
+    const q4 = choosePlan(shape, q, cost, { memoryMB: mem('int8') - 1 });
+    expect([q4.dtype, q4.layers, q4.quality]).toEqual(['q4', 12, DTYPE_RETENTION.q4]);
+    expect(q4.memoryMB).toBe(mem('q4'));
+    // On the default curve every layer is a choice: one layer fewer in int8 can beat q4 — the planner takes the better.
+    const bb: ModelShape = { ...bertBase, dtypes: all };
+    const p = choosePlan(bb, qualityTable(bb), cost, { memoryMB: engineMB(bb, 12, DEFAULT_TOKENS_PER_QUERY, {}, 'int8') - 1 });
+    const feasible = candidates(bb, qualityTable(bb), cost, { memoryMB: engineMB(bb, 12, DEFAULT_TOKENS_PER_QUERY, {}, 'int8') - 1 }).filter((c) => c.memoryMB <= engineMB(bb, 12, DEFAULT_TOKENS_PER_QUERY, {}, 'int8') - 1);
+    expect(p.quality).toBe(Math.max(...feasible.map((c) => c.quality)));
+  });
+
+  it('never offers a dtype the backend did not list: without int8/q4 a tight budget sheds layers or fails', () => {
+    const shape: ModelShape = { ...bertBase, dtypes: ['f32', 'f16'] };
+    const q = qualityTable(shape);
+    const budget = { memoryMB: engineMB(shape, 12, DEFAULT_TOKENS_PER_QUERY, {}, 'f16') - 1 };
+    const p = choosePlan(shape, q, cost, budget);
+    expect(p.dtype).toBe('f16');
+    expect(p.layers).toBeLessThan(12);
+    for (const c of candidates(shape, q, cost, budget)) expect(['f32', 'f16']).toContain(c.dtype);
+    expect(() => choosePlan(shape, q, cost, { memoryMB: engineMB(shape, 1, DEFAULT_TOKENS_PER_QUERY, {}, 'q4') })).toThrow(BudgetError);
+    expect(choosePlan({ ...shape, dtypes: all }, q, cost, { memoryMB: engineMB(shape, 1, DEFAULT_TOKENS_PER_QUERY, {}, 'q4') }).dtype).toBe('q4');
+  });
+
+  it('tighter memory budgets over all four dtypes never raise memory or quality, and pass through int8 and q4', () => {
+    const shape: ModelShape = { ...m3bert, dtypes: all };
+    const q = qualityTable(shape);
+    let prev = choosePlan(shape, q, cost, nestedBudgets('memory', shape)[0]);
+    const seen = new Set<string>([prev.dtype]);
+    for (const b of nestedBudgets('memory', shape).slice(1)) {
+      let p;
+      try {
+        p = choosePlan(shape, q, cost, b);
+      } catch (e) {
+        expect(e).toBeInstanceOf(BudgetError);
+        break;
+      }
+      expect(p.memoryMB).toBeLessThanOrEqual(prev.memoryMB);
+      expect(p.quality).toBeLessThanOrEqual(prev.quality);
+      seen.add(p.dtype);
+      prev = p;
+    }
+    expect([...seen]).toEqual(expect.arrayContaining(['int8', 'q4']));
+  });
+
+  it('maxBatchTokens is sized with the chosen dtype', () => {
+    const shape: ModelShape = { ...bertBase, dtypes: ['q4'] };
+    const p = choosePlan(shape, qualityTable(shape), cost, { memoryMB: engineMB(shape, 12, 1024, {}, 'q4') + 0.01 });
+    expect([p.dtype, p.layers, p.maxBatchTokens]).toEqual(['q4', 12, 1024]);
   });
 });

@@ -8,11 +8,16 @@
  *             c = attention's quadratic part (QKᵀ and AV: ~4·T·H flops per token).
  *             Fitted by least squares with a, b, c ≥ 0 on a short calibration run (fitCostModel), or
  *             estimated from flops when nothing was measured (defaultCostModel).
- *  - memory:  weights of the blocks run, by storage dtype, + activations of one batch + the index
- *             (corpusSize vectors of `dims` f32 values) when the budget names a corpus size.
+ *  - memory:  weights of the blocks run, by storage dtype (f32, f16, int8, q4: the engine's own byte counts),
+ *             + activations of one batch + the index (corpusSize vectors of `dims` f32 values) when the
+ *             budget names a corpus size.
  *  - quality: a table over (layers, dims), from the model's sidecar m3web.json when it has a measured
  *             one, else the documented default curve (defaultQuality) at the model's trained exits
- *             (m3BERT's mrl_layers × mrl_dims) or on a generic grid.
+ *             (m3BERT's mrl_layers × mrl_dims) or on a generic grid; per weight dtype, measured rows
+ *             (m3web.json `quality_by_dtype`) or the f32 point times DTYPE_RETENTION.
+ *
+ * dtype is the plan's third axis: every (layers, dims) point is offered in each dtype the backend can load
+ * the model in (ModelShape.dtypes); without that list only the served dtype is offered.
  */
 import { BudgetError } from './errors.ts';
 import { activationRowBytes, planAllocations, type MemoryShape } from '../engine/memory-plan.ts';
@@ -50,10 +55,20 @@ export interface CostSample {
   ms: number;
 }
 
+/** Weight storage dtypes a plan can choose: f32, f16, int8 per output channel, 4-bit in blocks of 32 (src/model/QUANT.md). */
+export type PlanDType = 'f32' | 'f16' | 'int8' | 'q4';
+export const PLAN_DTYPES: readonly PlanDType[] = ['f32', 'f16', 'int8', 'q4'];
+
 /** What the planner needs to know about the model: its config sizes (EmbedService.inspect) plus the served dtype and heads. */
 export interface ModelShape extends ModelShapeInfo {
-  /** Weight storage inside the shaders: 'f32', 'f16' or 'f16x2'. */
+  /** Weight storage inside the shaders: 'f32', 'f16', 'f16x2', 'int8' or 'q4'. */
   dtype: string;
+  /**
+   * The storage dtypes the backend can load this model in (the plan picks among them). Absent: only the
+   * served `dtype`. A backend that cannot run int8 / q4 must not list them: the planner never offers a
+   * dtype that is not here.
+   */
+  dtypes?: readonly PlanDType[];
   /** ColBERT head width when the model has BGE-M3 heads (their weights and activations count too). */
   colbertWidth?: number | null;
 }
@@ -66,18 +81,25 @@ export interface QualityPoint {
 
 export interface QualityTable {
   source: 'sidecar' | 'trained-grid' | 'default-curve';
-  /** The (layers, dims) the planner may choose, with their quality relative to the best point. */
+  /** The (layers, dims) the planner may choose, with their quality (f32 weights) relative to the best point. */
   points: QualityPoint[];
+  /** Measured quality per weight dtype (sidecar `quality_by_dtype`), on the same scale as `points`. */
+  byDtype?: Partial<Record<PlanDType, QualityPoint[]>>;
 }
 
 export interface Candidate extends QualityPoint {
+  /** Weight storage of this point. */
+  dtype: PlanDType;
   latencyMs: number;
   memoryMB: number;
   /** A trained exit (m3BERT grid or sidecar measurement) rather than a point on the default curve. */
   trained: boolean;
+  /** Its quality was measured in this dtype (sidecar `quality_by_dtype`; f32 rows count for f32), not assumed by DTYPE_RETENTION. */
+  dtypeMeasured: boolean;
 }
 
-export interface Plan extends Candidate {
+export interface Plan extends Omit<Candidate, 'dtype'> {
+  /** The served dtype when the plan keeps it ('f16x2' = f16 packed in u32 on adapters without shader-f16), else the chosen PlanDType. */
   dtype: string;
   backend: string;
   /** Why this backend: the worker's reason, or the comparison of calibrated backends. */
@@ -121,17 +143,42 @@ export function dimsLadder(hidden: number): number[] {
   return out;
 }
 
-/** Sidecar `m3web.json`: `{ "quality": { "metric": "...", "table": [{ "layers", "dims", "score" }] } }`. */
+/**
+ * Quality kept by a weight dtype when the model has no measured row for it, relative to f32 at the same
+ * (layers, dims). f16 keeps the f32 weights to 11 bits and is taken as equal. int8 and q4 are assumed at
+ * the bounds issue #18 sets for a trained model (int8 within 1 %, q4 within 3 % of f32), so an unmeasured
+ * quantised point is never credited with more than the project promises; measured rows replace them.
+ */
+export const DTYPE_RETENTION: Readonly<Record<PlanDType, number>> = { f32: 1, f16: 1, int8: 0.99, q4: 0.97 };
+
+type SidecarTable = { metric?: string; table?: { layers: number; dims: number; score: number }[] };
+
+/**
+ * Sidecar `m3web.json`:
+ *   { "quality": { "metric": "...", "table": [{ "layers", "dims", "score" }] },        measured with f32 (or f16-upcast) weights
+ *     "quality_by_dtype": { "int8": { "metric", "table": [...] }, "q4": { ... } } }    the same metric, same splits, per weight dtype
+ * Scores in `quality_by_dtype` share the scale of `quality` (the planner divides all by one best score), so a
+ * dtype's rows must come from the same evaluation (tools/eval/run.ts writes both).
+ */
 export interface Sidecar {
-  quality?: { metric?: string; table?: { layers: number; dims: number; score: number }[] };
+  quality?: SidecarTable;
+  quality_by_dtype?: Partial<Record<PlanDType, SidecarTable>>;
 }
 
 /** Builds the quality table: sidecar measurements first, else trained exits, else the default grid. */
 export function qualityTable(shape: ModelShape, sidecar?: Sidecar | null): QualityTable {
-  const table = sidecar?.quality?.table?.filter((r) => Number.isInteger(r.layers) && Number.isInteger(r.dims) && r.layers >= 1 && r.layers <= shape.layers && r.dims >= 1 && r.dims <= shape.hidden && Number.isFinite(r.score) && r.score > 0);
-  if (table && table.length) {
-    const best = Math.max(...table.map((r) => r.score));
-    return { source: 'sidecar', points: table.map((r) => ({ layers: r.layers, dims: r.dims, quality: r.score / best })) };
+  const valid = (t?: SidecarTable) => t?.table?.filter((r) => Number.isInteger(r.layers) && Number.isInteger(r.dims) && r.layers >= 1 && r.layers <= shape.layers && r.dims >= 1 && r.dims <= shape.hidden && Number.isFinite(r.score) && r.score > 0) ?? [];
+  const table = valid(sidecar?.quality);
+  if (table.length) {
+    const rows = Object.fromEntries(
+      PLAN_DTYPES.filter((d) => d !== 'f32')
+        .map((d) => [d, valid(sidecar?.quality_by_dtype?.[d])] as const)
+        .filter(([, r]) => r.length),
+    );
+    const best = Math.max(...[table, ...Object.values(rows)].flat().map((r) => r.score));
+    const rel = (t: typeof table) => t.map((r) => ({ layers: r.layers, dims: r.dims, quality: r.score / best }));
+    const byDtype = Object.fromEntries(Object.entries(rows).map(([d, r]) => [d, rel(r)]));
+    return { source: 'sidecar', points: rel(table), ...(Object.keys(byDtype).length ? { byDtype } : {}) };
   }
   const q = (l: number, d: number) => defaultQuality(l, shape.layers, d, shape.hidden);
   if (shape.mrlLayers?.length && shape.mrlDims?.length) {
@@ -223,8 +270,20 @@ export function fitCostModel(samples: readonly CostSample[]): Pick<CostModel, 'a
 // Memory
 
 /** The engine's storage for a shader dtype: 'f16' and 'f16x2' (f16 pairs packed in u32) both store 2 bytes a weight. */
-export function storageOf(dtype: string): 'f32' | 'f16' {
-  return dtype === 'f32' ? 'f32' : 'f16';
+export function storageOf(dtype: string): PlanDType {
+  return dtype === 'f32' || dtype === 'int8' || dtype === 'q4' ? dtype : 'f16';
+}
+
+/** The dtypes a plan may use on this shape: the backend's list, else the served one. */
+export function planDtypes(shape: ModelShape): readonly PlanDType[] {
+  return shape.dtypes?.length ? shape.dtypes : [storageOf(shape.dtype)];
+}
+
+/** Quality of (layers, dims) in `dtype`: its measured row, else the f32 point × DTYPE_RETENTION. */
+export function qualityIn(table: QualityTable, p: QualityPoint, dtype: PlanDType): { quality: number; measured: boolean } {
+  if (dtype === 'f32') return { quality: p.quality, measured: table.source === 'sidecar' };
+  const row = table.byDtype?.[dtype]?.find((r) => r.layers === p.layers && r.dims === p.dims);
+  return row ? { quality: row.quality, measured: true } : { quality: p.quality * DTYPE_RETENTION[dtype], measured: false };
 }
 
 const UNBOUNDED = { maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER, maxBufferSize: Number.MAX_SAFE_INTEGER };
@@ -234,7 +293,7 @@ const UNBOUNDED = { maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER, maxBuf
  * and runs one batch of `batchTokens` padded tokens: the weights actually uploaded plus the activations
  * actually allocated (pool size classes), in MiB. The one memory model the planner and the engine share.
  */
-export function engineMB(shape: ModelShape, layers: number, batchTokens: number, limits: DeviceLimits = {}): number {
+export function engineMB(shape: ModelShape, layers: number, batchTokens: number, limits: DeviceLimits = {}, dtype: PlanDType = storageOf(shape.dtype)): number {
   const cfg = {
     family: shape.family as MemoryShape['family'],
     hidden_size: shape.hidden,
@@ -247,7 +306,7 @@ export function engineMB(shape: ModelShape, layers: number, batchTokens: number,
   const plan = planAllocations(cfg, {
     tokens: batchTokens,
     batch: 1,
-    storage: storageOf(shape.dtype),
+    storage: dtype,
     limits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? UNBOUNDED.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize ?? UNBOUNDED.maxBufferSize },
     colbertWidth: shape.colbertWidth ?? null,
     layers,
@@ -262,15 +321,28 @@ export function indexMB(corpusSize: number | undefined, dims: number): number {
 // ---------------------------------------------------------------------------------------------
 // Candidates, frontier, plan
 
+/**
+ * Every (dtype, layers, dims) the plan may choose. One cost model prices every dtype: weight-only
+ * quantisation leaves the flops unchanged (activations and accumulation stay f32), and only the loaded
+ * dtype has been calibrated; a re-plan after loading another dtype calibrates that one.
+ */
 export function candidates(shape: ModelShape, quality: QualityTable, cost: Pick<CostModel, 'a' | 'b' | 'c'>, budget: Budget = {}, limits: DeviceLimits = {}): Candidate[] {
   const T = Math.min(budget.tokensPerQuery ?? DEFAULT_TOKENS_PER_QUERY, shape.maxTokens);
   const trained = quality.source !== 'default-curve';
-  return quality.points.map((p) => ({
-    ...p,
-    trained,
-    latencyMs: predictMs(cost, T, p.layers),
-    memoryMB: engineMB(shape, p.layers, T, limits) + indexMB(budget.corpusSize, p.dims),
-  }));
+  return planDtypes(shape).flatMap((dtype) =>
+    quality.points.map((p) => {
+      const q = qualityIn(quality, p, dtype);
+      return {
+        ...p,
+        quality: q.quality,
+        dtype,
+        dtypeMeasured: q.measured,
+        trained,
+        latencyMs: predictMs(cost, T, p.layers),
+        memoryMB: engineMB(shape, p.layers, T, limits, dtype) + indexMB(budget.corpusSize, p.dims),
+      };
+    }),
+  );
 }
 
 /** a dominates b: no worse on latency, memory and quality, and strictly better on one. */
@@ -320,7 +392,7 @@ export function chooseMaxBatchTokens(shape: ModelShape, c: Candidate, budget: Bu
   const rowBytes = activationRowBytes({ family: shape.family as MemoryShape['family'], hidden_size: shape.hidden, intermediate_size: shape.intermediate }, shape.colbertWidth ?? null);
   const left = budget.memoryMB === undefined ? Infinity : budget.memoryMB - indexMB(budget.corpusSize, c.dims);
   let n = MAX_BATCH_TOKENS;
-  while (n > T && (engineMB(shape, c.layers, n, limits) > left || n * rowBytes > binding)) n /= 2;
+  while (n > T && (engineMB(shape, c.layers, n, limits, c.dtype) > left || n * rowBytes > binding)) n /= 2;
   return Math.max(n, T);
 }
 
@@ -337,10 +409,12 @@ export function choosePlan(shape: ModelShape, quality: QualityTable, cost: CostM
     const cheap = cheapest(cands);
     throw new BudgetError(cheap, violations(cheap, budget), JSON.stringify(budget));
   }
-  const best = [...feasible].sort((x, y) => y.quality - x.quality || x.latencyMs - y.latencyMs || x.memoryMB - y.memoryMB)[0];
+  // Ties (f16 keeps f32's quality unless measured otherwise): lower latency, then less memory, then the served dtype.
+  const served = storageOf(shape.dtype);
+  const best = [...feasible].sort((x, y) => y.quality - x.quality || x.latencyMs - y.latencyMs || x.memoryMB - y.memoryMB || Number(y.dtype === served) - Number(x.dtype === served))[0];
   return {
     ...best,
-    dtype: shape.dtype,
+    dtype: best.dtype === served ? shape.dtype : best.dtype,
     backend,
     maxBatchTokens: chooseMaxBatchTokens(shape, best, budget, limits),
     qualitySource: quality.source,
