@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-web/webgpu';
 import { env, pipeline, type FeatureExtractionPipeline } from '@huggingface/transformers';
 import { Engine } from '../../src/engine/engine.ts';
 import type { GpuEncoder } from '../../src/engine/gpu-encoder.ts';
+import type { WeightStorage } from '../../src/engine/gpu-weights.ts';
 import { peakMatmulGflops } from '../../src/gpu/kernels/matmul.bench.ts';
 import { createDevice, GpuRuntime } from '../../src/gpu/runtime.ts';
 import { loadModel, type LoadedModel } from '../../src/model/load.ts';
@@ -15,7 +16,7 @@ import { padBatch } from '../../src/tokenize/tokenizer.ts';
 import { timeInterleaved } from './interleave.ts';
 
 /** The engines a configuration can time. */
-export type EngineId = 'm3web-f32' | 'm3web-f16' | 'transformers-webgpu' | 'transformers-wasm' | 'ort-webgpu' | 'ort-webgpu-gpubuf';
+export type EngineId = 'm3web-f32' | 'm3web-f16' | 'm3web-int8' | 'm3web-q4' | 'transformers-webgpu' | 'transformers-wasm' | 'ort-webgpu' | 'ort-webgpu-gpubuf';
 
 export interface AdapterInfo {
   vendor: string;
@@ -37,12 +38,16 @@ export interface RunConfig {
   layerSweep?: number[];
 }
 
+type M3Id = 'm3web-f32' | 'm3web-f16' | 'm3web-int8' | 'm3web-q4';
+/** m3web's rows by weight storage: int8 / q4 are quantised at load from the fixture's f32 weights (issue #18). */
+const M3_WEIGHTS: Record<M3Id, WeightStorage> = { 'm3web-f32': 'f32', 'm3web-f16': 'f16', 'm3web-int8': 'int8', 'm3web-q4': 'q4' };
+
 interface State {
   origin: string;
   fixture: string;
   rt: GpuRuntime;
   model: LoadedModel;
-  m3: Partial<Record<'f32' | 'f16', Engine<GpuEncoder>>>;
+  m3: Partial<Record<WeightStorage, Engine<GpuEncoder>>>;
   tjs: Partial<Record<'webgpu' | 'wasm', FeatureExtractionPipeline>>;
   ort?: ort.InferenceSession;
   /** The same model with preferredOutputLocation 'gpu-buffer' (outputs stay on the GPU until getData()). */
@@ -90,9 +95,9 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
   configureTransformers(origin);
   const maxBatchTokens = 32 * 512; // one GPU batch per call at every size the bench uses
   for (const e of engines) {
-    if (e === 'm3web-f32' || e === 'm3web-f16') {
-      const w = e === 'm3web-f32' ? 'f32' : 'f16';
-      s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens });
+    if (e in M3_WEIGHTS) {
+      const w = M3_WEIGHTS[e as M3Id];
+      s.m3[w] = await Engine.create(rt, model, { weights: w, maxBatchTokens }); // int8 / q4: quantised at load (src/model/QUANT.md)
       if (w === 'f32') s.notes.push(`m3web kernel schedule (matmul, attention, norms): ${s.m3[w]!.encoder.schedule} (${rt.fallbackAdapter ? 'CPU fallback adapter' : 'GPU adapter'})`);
       if (w === 'f16') s.notes.push(`m3web-f16 ran as ${s.m3[w]!.dtype} (${rt.hasF16 ? 'native shader-f16' : 'no shader-f16 on this adapter: packed f16 pairs in u32, unpacked in the shader'})`);
     } else if (e === 'transformers-webgpu' || e === 'transformers-wasm') {
@@ -111,7 +116,7 @@ export async function setup(origin: string, fixture: string, engines: EngineId[]
   S = s;
   // What each engine really computed with: m3web's f16 is 'f16x2' (packed pairs) without shader-f16.
   const dtypes: Partial<Record<EngineId, string>> = {};
-  for (const e of engines) dtypes[e] = e === 'm3web-f32' || e === 'm3web-f16' ? s.m3[e === 'm3web-f32' ? 'f32' : 'f16']!.dtype : 'fp32';
+  for (const e of engines) dtypes[e] = e in M3_WEIGHTS ? s.m3[M3_WEIGHTS[e as M3Id]]!.dtype : 'fp32';
   return { adapter: info, notes: s.notes, dtypes };
 }
 
@@ -153,7 +158,9 @@ async function embedOnce(s: State, engine: EngineId, texts: string[], layers?: n
   switch (engine) {
     case 'm3web-f32':
     case 'm3web-f16':
-      await s.m3[engine === 'm3web-f32' ? 'f32' : 'f16']!.embed(texts, layers ? { layers } : {});
+    case 'm3web-int8':
+    case 'm3web-q4':
+      await s.m3[M3_WEIGHTS[engine]]!.embed(texts, layers ? { layers } : {});
       return;
     case 'transformers-webgpu':
     case 'transformers-wasm': {

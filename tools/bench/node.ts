@@ -27,8 +27,8 @@ export interface NodeConfig {
 }
 
 /**
- * Times m3web f32 and f16 on each configuration in Node: one warm-up call each, then `runs` rounds
- * interleaved (f32, f16, f32, …). Returns ms per call keyed by configuration index and engine.
+ * Times m3web f32, f16, int8 and q4 on each configuration in Node: one warm-up call each, then `runs` rounds
+ * interleaved (f32, f16, int8, q4, f32, …). Returns ms per call keyed by configuration index and engine.
  */
 export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], runs: number): Promise<{ adapter: NodeAdapter; dtypes: Record<string, string>; schedule: string; times: Record<string, number[]>[] }> {
   const { device, adapter, icd } = await createNodeGpu();
@@ -38,6 +38,9 @@ export async function runNodeConfigs(modelUrl: string, configs: NodeConfig[], ru
     const engines = {
       'm3web-f32': await Engine.create(rt, model, { weights: 'f32', maxBatchTokens: 32 * 512 }),
       'm3web-f16': await Engine.create(rt, model, { weights: 'f16', maxBatchTokens: 32 * 512 }),
+      // Quantised at load from the same weights (issue #18): the matmuls dequantise in their inner loop.
+      'm3web-int8': await Engine.create(rt, model, { weights: 'int8', maxBatchTokens: 32 * 512 }),
+      'm3web-q4': await Engine.create(rt, model, { weights: 'q4', maxBatchTokens: 32 * 512 }),
     };
     const times: Record<string, number[]>[] = [];
     for (const c of configs)

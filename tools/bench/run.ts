@@ -43,7 +43,7 @@ interface ConfigSpec {
   tokens?: number;
   /** 'all' five engines, 'core' (m3web f32, transformers.js webgpu and wasm) where the rest would cost too long, or a list. */
   engines: 'all' | 'core' | EngineId[];
-  /** Also time m3web f32 and f16 on these texts in Node + webgpu (rows node-*). */
+  /** Also time m3web f32, f16, int8 and q4 on these texts in Node + webgpu (rows node-*). */
   node?: boolean;
 }
 
@@ -65,7 +65,7 @@ export const QUICK: Plan = {
     { input: 'scifact-abstracts', batch: 1, tokens: 24, engines: 'all' },
     { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: 'all', node: true },
     { input: 'fixed', batch: 8, tokens: 32, engines: 'all' },
-    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
+    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'm3web-int8', 'm3web-q4', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
   ],
   ratioInput: 'scifact-abstracts',
   earlyExit: { batch: 4, tokens: 24, layers: [1, 2, 3] },
@@ -86,7 +86,7 @@ export const FULL: Plan = {
   configs: [
     { input: 'scifact-queries', batch: 1, engines: 'all' },
     // Also onnxruntime-web with its output left on the GPU (IO binding), to give the peer its best configuration.
-    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'm3web-f16', 'transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
+    { input: 'scifact-queries', batch: 8, engines: ['m3web-f32', 'm3web-f16', 'm3web-int8', 'm3web-q4', 'transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf'] },
     { input: 'scifact-queries', batch: 32, engines: 'core', node: true },
     { input: 'scifact-abstracts', batch: 1, engines: 'core', node: true },
     { input: 'scifact-abstracts', batch: 8, tokens: 48, engines: 'core' },
@@ -104,6 +104,8 @@ export const FULL: Plan = {
 const ENGINE_META: Record<EngineId, { backend: string; dtype: string }> = {
   'm3web-f32': { backend: 'webgpu', dtype: 'f32' },
   'm3web-f16': { backend: 'webgpu', dtype: 'f16' },
+  'm3web-int8': { backend: 'webgpu', dtype: 'int8' },
+  'm3web-q4': { backend: 'webgpu', dtype: 'q4' },
   'transformers-webgpu': { backend: 'webgpu', dtype: 'fp32' },
   'transformers-wasm': { backend: 'wasm', dtype: 'fp32' },
   'ort-webgpu': { backend: 'webgpu', dtype: 'fp32' },
