@@ -16,6 +16,9 @@ export type { ColbertVectors, M3Representation, M3Scores, ModeWeights, SparseVec
 
 // In-page search over the client's outputs (dense, sparse, ColBERT), persisted in IndexedDB / OPFS.
 export { SemanticIndex } from './search/semantic-index.ts';
+// The same index hosted in its own worker (workers/search.worker.ts), for corpora too large to scan on the main thread.
+export { SearchWorker } from './search/search-worker.ts';
+export type { RemoteIndexOptions, RemoteSearchOptions } from './search/service.ts';
 export { openBrowserStore, type IndexStore } from './search/store.ts';
 export { toParquet } from './search/parquet.ts';
 export type { AddOptions, AddProgress, DenseStorage, Doc, Embedder, IndexOptions, IndexStats, QueryVectors, SearchHit, SearchMode, SearchOptions } from './search/types.ts';
