@@ -1,5 +1,7 @@
-// `npm run bench -- --quick` end to end (headless Chromium, real WebGPU): checks the JSON's shape and
-// that every row has >= 3 runs. Never checks speed (SwiftShader timings mean nothing).
+// `npm run bench -- --smoke` end to end (headless Chromium, real WebGPU): the quick plan's two headline
+// configurations (every engine, Node too), every other section as in --quick, and the search section at 10k
+// documents, so the suite checks the whole harness in a few minutes. Checks the JSON's shape and that every
+// row has >= 3 runs. Never checks speed (SwiftShader timings mean nothing).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +27,7 @@ describe.skipIf(!canRun)('bench --quick', () => {
     const out = join(dir, 'bench.json');
     try {
       const code = await new Promise<number | null>((done, fail) => {
-        const p = spawn('npx', ['tsx', 'tools/bench/run.ts', '--quick', '--json', out], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+        const p = spawn('npx', ['tsx', 'tools/bench/run.ts', '--smoke', '--json', out], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
         p.on('error', fail);
         p.on('exit', done);
       });
@@ -55,7 +57,7 @@ describe.skipIf(!canRun)('bench --quick', () => {
         expect(row.ms_median).toBeLessThanOrEqual(row.ms_max);
       }
       const names = new Set(r.rows.map((x) => x.name));
-      for (const n of ['m3web-f32', 'm3web-f16']) expect(names).toContain(n);
+      for (const n of ['m3web-f32', 'm3web-f16', 'm3web-int8', 'm3web-q4']) expect(names).toContain(n);
       if (!r.skipped.length) for (const n of ['transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf']) expect(names).toContain(n);
       // Node + webgpu rows: m3web f32 and f16 on the adapter createNodeGpu picked, named in node_adapter.
       expect(
@@ -63,7 +65,7 @@ describe.skipIf(!canRun)('bench --quick', () => {
           .filter((x) => x.backend === 'webgpu-node')
           .map((x) => x.name)
           .sort(),
-      ).toEqual(['node-m3web-f16', 'node-m3web-f32']);
+      ).toEqual(['node-m3web-f16', 'node-m3web-f32', 'node-m3web-int8', 'node-m3web-q4']);
       expect(r.node_adapter).toMatchObject({ vendor: expect.any(String), features: expect.any(Array), icd: expect.any(String) });
       const q = r.ratios;
       for (const k of ['m3web_vs_transformers_webgpu_b32', 'm3web_vs_transformers_webgpu_b1', 'm3web_vs_transformers_wasm_b32', 'matmul_fraction_of_peak'] as const) expect(k in q).toBe(true);
@@ -87,6 +89,13 @@ describe.skipIf(!canRun)('bench --quick', () => {
       for (const e of q.cpu_early_exit ?? []) expect(e).toMatchObject({ time_ratio: expect.any(Number), ideal_ratio: expect.any(Number) });
       expect(r.cold_start.every((c) => c.runs >= 3)).toBe(true);
       expect(r.kernel_profile?.kernels.some((k) => k.name === 'matmul')).toBe(true);
+      // The search section (issue #12's keys) at the sizes smoke runs: every storage × dims, build rate, bytes, load, recall.
+      const search = r.search!;
+      for (const st of ['f32', 'int8', 'binary+int8']) for (const d of ['256', '1024']) expect(search.query_ms_p50['10k'][st][d]).toEqual(expect.any(Number));
+      expect(search.build_vectors_per_s['binary+int8/1024']).toBeGreaterThan(0);
+      expect(search.bytes_per_doc['int8']['256']).toBeGreaterThan(256);
+      expect(search.load_ms['10k_int8_256_from_file']).toEqual(expect.any(Number));
+      expect(Object.keys(search.funnel_recall_at_10)).toEqual(expect.arrayContaining(['synthetic_clustered_10k_1024', ...(sharedDataAvailable() ? ['scifact'] : [])]));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

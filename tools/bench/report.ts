@@ -1,5 +1,6 @@
 /** The benchmark's JSON shape and its markdown rendering (tools/bench/run.ts writes and prints both). */
 import type { CpuRatios } from './cpu.ts';
+import type { SearchSection } from './search.ts';
 
 export interface BenchRow {
   name: string;
@@ -26,6 +27,8 @@ export interface BenchRow {
 export interface BenchReport {
   date: string;
   quick: boolean;
+  /** --smoke: the suite's check of the harness (two configurations, a 10k search section). */
+  smoke?: boolean;
   wall_s: number;
   machine: Record<string, unknown>;
   adapter: { vendor: string; architecture: string; features: string[]; [k: string]: unknown };
@@ -34,6 +37,8 @@ export interface BenchReport {
   model: Record<string, unknown>;
   inputs: Record<string, unknown>;
   rows: BenchRow[];
+  /** In-page search (tools/bench/search.ts). */
+  search?: SearchSection;
   ratios: {
     m3web_vs_transformers_webgpu_b32: number | null;
     m3web_vs_transformers_webgpu_b1: number | null;

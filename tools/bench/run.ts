@@ -7,6 +7,7 @@
  *            tools/bench/export_onnx.py with /usr/bin/python3 + torch; without torch the peer rows are
  *            skipped and the JSON says so), 5 runs per configuration.
  *   --quick: the bert-tiny fixture (3 × 48) and its committed ONNX export, 3 runs, fewer sizes (< 3 min).
+ *   --smoke: --quick's two headline configurations and a 10k-document search section (the suite's check).
  *
  * Inputs are real text: SciFact abstracts and queries from ../shared/data/datasets/scifact; the
  * fixed-length sweeps use single-token words so every text is exactly seq_len tokens. SwiftShader is
@@ -185,10 +186,19 @@ interface Config {
   rows?: BenchRow[];
 }
 
-export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log?: (s: string) => void }): Promise<BenchReport> {
+/**
+ * `--smoke` (the suite's check of this harness, tests/bench-quick.test.ts): the quick plan's two headline
+ * configurations only, every other section as in --quick, and the search section at 10k documents.
+ */
+export const SMOKE_CONFIGS: ConfigSpec[] = [
+  { input: 'scifact-abstracts', batch: 1, tokens: 24, engines: 'all' },
+  { input: 'scifact-abstracts', batch: 32, tokens: 12, engines: ['m3web-f32', 'm3web-f16', 'm3web-int8', 'm3web-q4', 'transformers-webgpu', 'transformers-wasm', 'ort-webgpu', 'ort-webgpu-gpubuf'], node: true },
+];
+
+export async function runBench(opts: { quick: boolean; smoke?: boolean; plan?: Partial<Plan>; log?: (s: string) => void }): Promise<BenchReport> {
   const t0 = Date.now();
   const log = opts.log ?? ((s: string) => console.error(s));
-  const plan: Plan = { ...(opts.quick ? QUICK : FULL), ...opts.plan };
+  const plan: Plan = { ...(opts.quick || opts.smoke ? QUICK : FULL), ...(opts.smoke ? { configs: SMOKE_CONFIGS } : {}), ...opts.plan };
   const spec = FIXTURES.find((f) => f.name === plan.fixture)!;
   const skipped: string[] = [];
   const noPeers = prepareModel(plan.fixture);
@@ -317,7 +327,8 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
       const full = exits.find((r) => r.layers === L);
       const report: BenchReport = {
         date: new Date().toISOString(),
-        quick: opts.quick,
+        quick: opts.quick || opts.smoke === true,
+        ...(opts.smoke ? { smoke: true } : {}),
         wall_s: 0,
         machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, platform: `${process.platform}-${process.arch}`, browser: `Chromium ${browser.version()}` },
         adapter: { ...setup.adapter },
@@ -364,7 +375,7 @@ export async function runBench(opts: { quick: boolean; plan?: Partial<Plan>; log
         ],
       };
       log('  search (SemanticIndex)');
-      Object.assign(report, { search: await (await import('./search.ts')).runSearchBench({ quick: opts.quick, log }) }); // tools/bench/search.ts
+      Object.assign(report, { search: await (await import('./search.ts')).runSearchBench({ quick: opts.quick || opts.smoke === true, smoke: opts.smoke, log }) }); // tools/bench/search.ts
       report.wall_s = Math.round((Date.now() - t0) / 1000);
       return report;
     },
@@ -376,7 +387,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
   const p = args.indexOf('--plan'); // e.g. --plan '{"runs":7}' overrides the preset
-  const report = await runBench({ quick: args.includes('--quick'), plan: p >= 0 ? JSON.parse(args[p + 1]) : undefined });
+  const report = await runBench({ quick: args.includes('--quick'), smoke: args.includes('--smoke'), plan: p >= 0 ? JSON.parse(args[p + 1]) : undefined });
   console.log(markdown(report));
   if (j >= 0) {
     const path = resolve(args[j + 1] ?? 'bench.json');

@@ -111,19 +111,30 @@ async function nodeEngine(): Promise<{ engine: import('../../src/engine/engine.t
   return { engine, name, close: async () => (engine.destroy(), device.destroy(), await server.close()) };
 }
 
-export async function runSearchBench(opts: { quick: boolean; million?: boolean; browser?: boolean; log?: (s: string) => void }): Promise<SearchSection> {
+/**
+ * `smoke`: every row of the section at 10k documents (clustered recall, load and keystroke included), 5 runs,
+ * 100 real-text documents: what the suite's bench check runs to prove the harness end to end in seconds.
+ * Its keys name the sizes it really ran ('10k'), never the quick or full ones.
+ */
+export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; million?: boolean; browser?: boolean; log?: (s: string) => void }): Promise<SearchSection> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const notes: string[] = [];
   const p50: Nested = {};
   const p95: Nested = {};
   const cpu50: Nested = {};
   const put = (t: Nested, size: string, st: string, d: number, v: number) => (((t[size] ??= {})[st] ??= {})[String(d)] = round(v));
-  const runs = opts.quick ? 30 : 100;
-  const sizes: [string, number, DenseStorage[]][] = [
-    ['10k', 10_000, STORAGES],
-    ['100k', 100_000, STORAGES],
-  ];
-  const million = !opts.quick || opts.million; // 1m rows: binary+int8 only (1M × 256 f32 alone would be 1 GB)
+  const smoke = opts.smoke === true;
+  const runs = smoke ? 5 : opts.quick ? 30 : 100;
+  const sizes: [string, number, DenseStorage[]][] = smoke
+    ? [['10k', 10_000, STORAGES]]
+    : [
+        ['10k', 10_000, STORAGES],
+        ['100k', 100_000, STORAGES],
+      ];
+  /** The size the build, clustered-recall, load and keystroke rows use: 100k, or 10k in smoke mode. */
+  const big = smoke ? 10_000 : 100_000;
+  const bigLabel = smoke ? '10k' : '100k';
+  const million = !smoke && (!opts.quick || opts.million); // 1m rows: binary+int8 only (1M × 256 f32 alone would be 1 GB)
   const build: Record<string, number> = {};
   const bytes: Record<string, Record<string, number>> = {};
   const recallOut: Record<string, unknown> = {};
@@ -136,7 +147,7 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
         put(p50, label, st, d, pct(t, 50));
         put(p95, label, st, d, pct(t, 95));
         put(cpu50, label, st, d, pct(cpu, 50));
-        if (label === '100k') {
+        if (label === bigLabel) {
           build[`${st}/${d}`] = Math.round(n / (ms / 1000));
           (bytes[st] ??= {})[String(d)] = idx.stats().bytesPerDoc;
         }
@@ -158,7 +169,7 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     const centres = randomUnit(2000, d, 6);
     const exact = await SemanticIndex.create({ dims: d, storage: 'f32' });
     const bin = await SemanticIndex.create({ dims: d, storage: 'binary+int8' });
-    for (let a = 0; a < 100_000; a += 10_000) {
+    for (let a = 0; a < big; a += 10_000) {
       const docs = Array.from({ length: 10_000 }, (_, i) => ({ id: `c${a + i}`, dense: near(centres.subarray(((a + i) % 2000) * d, (((a + i) % 2000) + 1) * d), 1.5, r) }));
       await exact.add(docs);
       await bin.add(docs);
@@ -166,16 +177,16 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     const qs = Array.from({ length: 50 }, (_, j) => near(centres.subarray(j * 37 * d, (j * 37 + 1) * d), 1.5, r));
     const res: Record<string, number> = {};
     for (const m of [4, 10, 20]) res[`binary_x${m}`] = round(await recall(exact, bin, qs, { first: 'binary', multiplier: m }));
-    recallOut['synthetic_clustered_100k_1024'] = res;
+    recallOut[`synthetic_clustered_${bigLabel}_1024`] = res;
     const t: number[] = [];
     for (const q of qs) {
       const t0 = performance.now();
       await bin.search({ dense: q }, { k: 10 });
       t.push(performance.now() - t0);
     }
-    recallOut['synthetic_clustered_100k_1024_query_ms_p50'] = round(pct(t, 50));
-    log(`  clustered 100k × 1024 binary funnel recall@10: ${JSON.stringify(res)}`);
-    notes.push('funnel_recall_at_10.synthetic_clustered_100k_1024: 2,000 random centres, each document = centre + Gaussian noise (norm 1.5 before normalising, cosine ≈ 0.55 to its centre); queries drawn the same way');
+    recallOut[`synthetic_clustered_${bigLabel}_1024_query_ms_p50`] = round(pct(t, 50));
+    log(`  clustered ${bigLabel} × 1024 binary funnel recall@10: ${JSON.stringify(res)}`);
+    notes.push(`funnel_recall_at_10.synthetic_clustered_${bigLabel}_1024: 2,000 random centres, each document = centre + Gaussian noise (norm 1.5 before normalising, cosine ≈ 0.55 to its centre); queries drawn the same way`);
   }
 
   let loadMs: Record<string, number>;
@@ -183,8 +194,8 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
   {
     const dir = mkdtempSync(join(tmpdir(), 'm3bench-'));
     const idx = await SemanticIndex.open(await openDirStore(dir), { dims: 256, storage: 'int8', chunkSize: 4096 });
-    const v = randomUnit(100_000, 256, 77);
-    await idx.add(Array.from({ length: 100_000 }, (_, i) => ({ id: `p${i}`, dense: v.subarray(i * 256, (i + 1) * 256) })));
+    const v = randomUnit(big, 256, 77);
+    await idx.add(Array.from({ length: big }, (_, i) => ({ id: `p${i}`, dense: v.subarray(i * 256, (i + 1) * 256) })));
     const t0 = performance.now();
     const back = await SemanticIndex.open(await openDirStore(dir), { dims: 256, storage: 'int8' });
     const t1 = performance.now();
@@ -192,10 +203,10 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     const t2 = performance.now();
     await SemanticIndex.fromBytes(file);
     const t3 = performance.now();
-    if (back.stats().count !== 100_000) throw new Error('reopened index lost documents');
+    if (back.stats().count !== big) throw new Error('reopened index lost documents');
     rmSync(dir, { recursive: true, force: true });
-    loadMs = { '100k_int8_256_dir_store': round(t1 - t0, 1), '100k_int8_256_from_file': round(t3 - t2, 1), file_bytes: file.length };
-    log(`  load 100k × 256 int8: store ${loadMs['100k_int8_256_dir_store']} ms, file ${loadMs['100k_int8_256_from_file']} ms (${(file.length / 2 ** 20).toFixed(1)} MiB)`);
+    loadMs = { [`${bigLabel}_int8_256_dir_store`]: round(t1 - t0, 1), [`${bigLabel}_int8_256_from_file`]: round(t3 - t2, 1), file_bytes: file.length };
+    log(`  load ${bigLabel} × 256 int8: store ${loadMs[`${bigLabel}_int8_256_dir_store`]} ms, file ${loadMs[`${bigLabel}_int8_256_from_file`]} ms (${(file.length / 2 ** 20).toFixed(1)} MiB)`);
   }
 
   // Real text: SciFact through the engine (Node + Dawn), recall of each funnel against exact f32.
@@ -206,10 +217,10 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
     const { engine, name, close } = await nodeEngine();
     try {
       const all = scifactCorpus();
-      const docs = opts.quick ? all.docs.slice(0, 1000) : all.docs;
+      const docs = smoke ? all.docs.slice(0, 100) : opts.quick ? all.docs.slice(0, 1000) : all.docs;
       const queries = all.queries;
       const words = 16;
-      const nq = opts.quick ? 100 : 1109;
+      const nq = smoke ? 20 : opts.quick ? 100 : 1109;
       const t0 = performance.now();
       const texts = docs.map((x) => docText(x, words));
       const emb = await engine.embed(texts, { outputs: ['dense'] });
@@ -235,23 +246,23 @@ export async function runSearchBench(opts: { quick: boolean; million?: boolean; 
       if (name !== 'm3-tiny') notes.push('funnel_recall_at_10.scifact uses the xlmr-tiny fixture (random weights, 52 dims): 52 sign bits make a weak first pass; the trained model (public/models/m3-tiny) replaces it when present');
 
       // Keystroke: a short query embedded (dense + sparse) and a hybrid search over 100k documents of the model's width.
-      const { idx } = await synthetic(100_000, d, 'binary+int8', true);
+      const { idx } = await synthetic(big, d, 'binary+int8', true);
       const probe = ['cancer risk', 'gene expression in mice', 'vitamin d', 'blood pressure', 'stem cells'];
-      for (let j = 0; j < (opts.quick ? 30 : 100) + 3; j++) {
+      for (let j = 0; j < runs + 3; j++) {
         const t1 = performance.now();
         const r = await engine.embed([probe[j % probe.length]], { outputs: ['dense', 'sparse'] });
         await idx.search({ dense: r.embeddings.subarray(0, r.dims), sparse: r.sparse![0] }, { k: 10, mode: 'hybrid' });
         if (j >= 3) keystroke.push(performance.now() - t1);
       }
       log(`  keystroke_node (Node + Dawn, ${name}): p50 ${pct(keystroke, 50).toFixed(1)} ms, p95 ${pct(keystroke, 95).toFixed(1)} ms`);
-      notes.push(`keystroke_node_ms: Node + Dawn (not a page), ${name} embeds one short query (dense + sparse), then a hybrid top-10 over 100k binary+int8 documents of ${d} dims with random sparse weights`);
+      notes.push(`keystroke_node_ms: Node + Dawn (not a page), ${name} embeds one short query (dense + sparse), then a hybrid top-10 over ${bigLabel} binary+int8 documents of ${d} dims with random sparse weights`);
     } finally {
       await close();
     }
   }
 
   let browser: SearchBrowserRows | null = null;
-  if (opts.browser ?? !opts.quick) {
+  if (opts.browser ?? (!opts.quick && !smoke)) {
     browser = await (await import('./search-browser.ts')).runSearchBrowserBench({ n: 1_000_000, runs, log });
     notes.push(...browser.notes);
   }
@@ -291,7 +302,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
   const t0 = Date.now();
-  const search = await runSearchBench({ quick: args.includes('--quick'), million: args.includes('--1m'), browser: args.includes('--browser') || undefined });
+  const search = await runSearchBench({ quick: args.includes('--quick') || args.includes('--smoke'), smoke: args.includes('--smoke'), million: args.includes('--1m'), browser: args.includes('--browser') || undefined });
   for (const t of search.targets) console.log(`${t.name}: ${t.value ?? 'n/a'} (target ${t.target}) ${t.met === null ? '' : t.met ? 'met' : 'NOT met'}`);
   if (j >= 0) {
     const path = resolve(args[j + 1] ?? 'bench-search.json');
