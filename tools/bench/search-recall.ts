@@ -5,7 +5,7 @@
  * binary+int8: codes of v − centre, the funnel's ceiling), and Matryoshka prefixes;
  * with --timing, p50 query times of the ×10 and ×40 funnels on 100k synthetic vectors at 256 and 1024 dims.
  *
- *   /usr/bin/python3 tools/bench/search-embed-scifact.py /tmp/sf && npx tsx tools/bench/search-recall.ts /tmp/sf [--queries 300] [--timing]
+ *   /usr/bin/python3 tools/bench/search-embed-scifact.py training/runs/sf && npx tsx tools/bench/search-recall.ts training/runs/sf [--queries 300] [--timing]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
