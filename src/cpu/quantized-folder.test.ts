@@ -3,15 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadModel } from '../model/load.ts';
-import { isQuantizedWeight, quantize, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
-import { toFloat32 } from '../model/tensor.ts';
-import type { LoadedModel } from '../model/load.ts';
 import { loadModel as loadFolder } from '../node.ts';
 import { ensureFixtures } from '../../tools/fixtures/generate.ts';
 import { modelDir } from '../../tools/fixtures/paths.ts';
 import { parityTexts } from '../../tools/parity/engine-cases.ts';
 import { quantizeFolder } from '../../tools/quantize.ts';
 import { startModelServer, type ModelServer } from '../../tests/helpers/model-server.ts';
+import { quantizedModel } from '../../tests/helpers/quantized-model.ts';
 import { createCpuEngine } from './index.ts';
 
 // A pre-quantised folder (npm run quantize, src/model/QUANT.md) on the CPU backend: it loads, and runs exactly as the same
@@ -24,20 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-/** The model as a pre-quantised folder loads: every isQuantizedWeight matrix moved into `quantized`. */
-function quantizedModel(m: LoadedModel, bits: QuantBits): LoadedModel {
-  const quantized = new Map<string, QuantizedMatrix>();
-  const weights = new Map(m.weights);
-  const heads = new Map(m.heads);
-  for (const map of [weights, heads])
-    for (const [name, t] of map) {
-      if (!isQuantizedWeight(name)) continue;
-      quantized.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], bits));
-      map.delete(name);
-    }
-  return { ...m, weights, heads, quantized };
-}
 
 it('a folder written by npm run quantize loads on the CPU backend and gives exactly the in-memory quantised vectors', { timeout: 300_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'm3web-cpu-quant-'));

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type LoadedModel } from '../model/load.ts';
-import { isQuantizedWeight, quantize, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
-import { toFloat32 } from '../model/tensor.ts';
+import type { QuantBits } from '../model/quant.ts';
 import { ReferenceEncoder } from '../reference/model.ts';
 import { resolve } from 'node:path';
 import { ensureFixtures } from '../../tools/fixtures/generate.ts';
@@ -9,7 +8,8 @@ import { REPO_ROOT } from '../../tools/fixtures/paths.ts';
 import { parityTexts } from '../../tools/parity/engine-cases.ts';
 import { maxAbs, minRowCosine } from '../../tools/parity/goldens.ts';
 import { startModelServer, type ModelServer } from '../../tests/helpers/model-server.ts';
-import { dequantizedModel, type MaybeQuantizedModel } from './dequantize.ts';
+import { quantizedModel } from '../../tests/helpers/quantized-model.ts';
+import { dequantizedModel } from './dequantize.ts';
 import { createCpuEngine } from './index.ts';
 
 // The CPU backend on quantised weights (issue #18): against the CPU reference on the same dequantised weights (exact up
@@ -26,20 +26,6 @@ afterAll(async () => {
   await server?.close();
   await shipped?.close();
 });
-
-/** The model as a pre-quantised folder loads: every isQuantizedWeight matrix moved into `quantized`. */
-function quantizedModel(m: LoadedModel, bits: QuantBits): MaybeQuantizedModel {
-  const quantized = new Map<string, QuantizedMatrix>();
-  const weights = new Map(m.weights);
-  const heads = new Map(m.heads);
-  for (const map of [weights, heads])
-    for (const [name, t] of map) {
-      if (!isQuantizedWeight(name)) continue;
-      quantized.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], bits));
-      map.delete(name);
-    }
-  return { ...m, weights, heads, quantized };
-}
 
 const measured: string[] = [];
 afterAll(() => console.log(`CPU backend, quantised vs f32, worst cosine over texts and exits:\n${measured.join('\n')}`));
