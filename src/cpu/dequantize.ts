@@ -14,9 +14,6 @@ import type { LoadedModel } from '../model/load.ts';
 import { dequantize, type QuantizedMatrix } from '../model/quant.ts';
 import type { RawTensor } from '../model/tensor.ts';
 
-/** A loaded model that may carry quantised matrices: canonical `<module>.weight` → its codes and scales (src/model/load.ts). */
-export type MaybeQuantizedModel = LoadedModel & { quantized?: Map<string, QuantizedMatrix>; quantization?: unknown };
-
 const HEAD = /^(colbert_linear|sparse_linear)\./;
 
 /** One quantised matrix as the f32 tensor the CPU graphs read: (rows, cols), PyTorch's (out, in) layout. */
@@ -27,9 +24,10 @@ export function dequantizedTensor(q: QuantizedMatrix): RawTensor {
 
 /**
  * The same model with every quantised matrix replaced by its dequantised f32 tensor (encoder weights into `weights`,
- * colbert_linear into `heads`); a model without quantised matrices is returned as it is.
+ * colbert_linear into `heads`); a model without quantised matrices (LoadedModel.quantized absent or empty, src/model/load.ts)
+ * is returned as it is.
  */
-export function dequantizedModel(model: MaybeQuantizedModel): LoadedModel {
+export function dequantizedModel(model: LoadedModel): LoadedModel {
   if (!model.quantized?.size) return model;
   const weights = new Map(model.weights);
   const heads = new Map(model.heads);
