@@ -3,7 +3,7 @@
  * IndexedDB in the browser so a second visit skips calibration, a Map in tests and where IndexedDB is
  * missing. Keyed by (backend, adapter, model, dtype).
  */
-import type { CostModel, CostSample } from './planner.ts';
+import type { CostModel, CostSample } from './plan-cost.ts';
 
 export interface CalibrationRecord {
   version: 1;

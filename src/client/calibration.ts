@@ -6,7 +6,7 @@
 import type { GpuProbe, ModelInfo } from '../engine/service.ts';
 import { calibrationKey, type CalibrationCache, type CalibrationRecord } from './cache.ts';
 import { WorkerCrashedError } from './errors.ts';
-import { defaultCostModel, fitCostModel, type CostModel, type ModelShape } from './planner.ts';
+import { defaultCostModel, fitCostModel, type CostModel, type ModelShape } from './plan-cost.ts';
 
 /** The part of the worker's API calibration needs. */
 export interface CalibrationTarget {
