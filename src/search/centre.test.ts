@@ -30,7 +30,7 @@ describe('binary+int8 centre', () => {
     let s = 0;
     for (const q of queries)
       s += overlap(
-        (await idx.search({ dense: q }, { k: 10, funnel })).map((h) => h.id),
+        (await idx.search({ dense: q }, { k: 10, funnel: funnel ?? { first: 'binary', multiplier: 10 } })).map((h) => h.id),
         (await exact.search({ dense: q }, { k: 10 })).map((h) => h.id),
       );
     return s / queries.length;

@@ -237,39 +237,36 @@ export class DenseStore {
     return heap;
   }
 
-  /** The m rows nearest to the query's sign code by Hamming distance (ties: lower row first). */
+  /**
+   * The m rows nearest to the query's sign code by Hamming distance (ties: lower row first), nearest first.
+   * Distances are small integers (0..32·words), so the m nearest are picked by counting, not by a heap:
+   * one pass for a histogram, one to collect the rows up to the threshold distance. Its cost does not grow
+   * with m, which is what lets the funnel rescore a long shortlist (see `rescore`).
+   */
   hammingScan(q: Float32Array, m: number, accept: Accept): Int32Array {
     this.checkQuery(q);
     if (this.storage !== 'binary+int8') throw new InvalidInputError('a binary first pass needs "binary+int8" storage', { expected: 'storage "binary+int8"', received: this.storage });
-    const w = this.words;
     const qb = signBits(q, undefined, this.centre);
-    const heap = new TopK(m);
-    const bits = this.bits;
-    let min = -Infinity;
-    if (this.arena) {
-      const dist = this.arena.hamming(qb, this.n);
-      for (let r = 0; r < this.n; r++) {
-        if (-dist[r] > min && accept(r)) {
-          heap.push(-dist[r], r);
-          min = heap.min;
-        }
-      }
-      return heap.sorted().rows;
-    }
-    for (let r = 0, o = 0; r < this.n; r++, o += w) {
-      let h = 0;
-      for (let j = 0; j < w; j++) h += popcount32(bits[o + j] ^ qb[j]);
-      if (-h > min && accept(r)) {
-        heap.push(-h, r);
-        min = heap.min;
-      }
-    }
-    return heap.sorted().rows;
+    const dist = this.arena ? this.arena.hamming(qb, this.n) : hammingJs(this.bits, qb, this.n, this.words);
+    return nearestByCount(dist, this.n, this.words * 32, m, accept);
   }
 
-  /** Rescores candidate rows at full dims and stored precision; top-k of them. */
+  /**
+   * Rescores candidate rows at full dims and stored precision; top-k of them. With the SIMD arena, the
+   * candidates are ranked by the kernel's int16-query sums first and only the best k + max(k, 8) get the
+   * exact f32-query score, as in `scan`: the JS loop costs ~10× the kernel per candidate, and a long
+   * shortlist (the funnel's 1,000 at 128 dims) is what keeps recall on narrow trained embeddings.
+   */
   rescore(q: Float32Array, rows: ArrayLike<number>, k: number): TopK {
     const heap = new TopK(k);
+    if (this.arena && rows.length > k + Math.max(k, 8)) {
+      const { sums, qscale } = this.arena.dotRows(q, rows, this.dims);
+      const wide = new TopK(k + Math.max(k, 8));
+      const sc = this.scale;
+      for (let j = 0; j < rows.length; j++) wide.push(sums[j] * qscale * sc[rows[j]], rows[j]);
+      for (const r of wide.sorted().rows) heap.push(this.score(q, r), r);
+      return heap;
+    }
     for (let i = 0; i < rows.length; i++) heap.push(this.score(q, rows[i]), rows[i]);
     return heap;
   }
@@ -329,4 +326,49 @@ function scanI8(q: Float32Array, a: Int8Array, scale: Float32Array, offset: numb
       min = heap.min;
     }
   }
+}
+
+/** Hamming distances of n rows of w sign words to qb (the JS fallback of the WASM kernel). */
+function hammingJs(bits: Uint32Array, qb: Uint32Array, n: number, w: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let r = 0, o = 0; r < n; r++, o += w) {
+    let h = 0;
+    for (let j = 0; j < w; j++) h += popcount32(bits[o + j] ^ qb[j]);
+    out[r] = h;
+  }
+  return out;
+}
+
+/**
+ * The m accepted rows of smallest distance (ties: lower row first), sorted, by counting sort over
+ * distances 0..maxD. The histogram counts every row, so the threshold assumes all pass `accept`; when
+ * rejected rows leave fewer than m, a second collection takes every accepted row (filters are rare and
+ * mostly selective, so this keeps `accept` off the common path's non-candidates).
+ */
+export function nearestByCount(dist: Int32Array, n: number, maxD: number, m: number, accept: Accept): Int32Array {
+  const hist = new Int32Array(maxD + 2);
+  for (let r = 0; r < n; r++) hist[dist[r]]++;
+  let t = 0;
+  for (let c = 0; t <= maxD; t++) if ((c += hist[t]) >= m) break;
+  const collect = (limit: number): Int32Array => {
+    // Bucket start offsets for distances 0..limit over the accepted rows, then a stable fill (rows ascending).
+    const cnt = new Int32Array(limit + 2);
+    const keep = new Uint8Array(n);
+    let total = 0;
+    for (let r = 0; r < n; r++) {
+      const h = dist[r];
+      if (h <= limit && accept(r)) {
+        keep[r] = 1;
+        cnt[h + 1]++;
+        total++;
+      }
+    }
+    for (let h = 1; h <= limit + 1; h++) cnt[h] += cnt[h - 1];
+    const out = new Int32Array(total);
+    for (let r = 0; r < n; r++) if (keep[r]) out[cnt[dist[r]]++] = r;
+    return out;
+  };
+  let out = collect(Math.min(t, maxD));
+  if (out.length < m && t < maxD) out = collect(maxD);
+  return out.length > m ? out.subarray(0, m) : out;
 }

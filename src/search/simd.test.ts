@@ -26,7 +26,7 @@ describe('search SIMD kernels', () => {
     [1024, 7, 100],
     [40, 1500, 16],
   ]) {
-    it(`dot_i8 and hamming equal plain loops: d=${d}, n=${n}, prefix ${p}, growing past the first reservation`, () => {
+    it(`dot_i8, dot_i8_rows and hamming equal plain loops: d=${d}, n=${n}, prefix ${p}, growing past the first reservation`, () => {
       const a = CodeArena.create(d, Math.ceil(d / 32), true)!;
       expect(a).not.toBeNull(); // Node 20 has WebAssembly SIMD
       const r = rng(d + n);
@@ -49,6 +49,15 @@ describe('search SIMD kernels', () => {
         let s = 0;
         for (let j = 0; j < p; j++) s += rows[i][j] * qi[j];
         expect(sums[i]).toBe(s);
+      }
+      // dotRows: the same sums for a shuffled subset with repeats, in the listed order.
+      const pick = Int32Array.from({ length: Math.min(n, 40) }, (_, j) => (j * 7 + 3) % n);
+      const sub = a.dotRows(q, pick, p);
+      expect(sub.qscale).toBe(qscale);
+      for (let j = 0; j < pick.length; j++) {
+        let s = 0;
+        for (let i = 0; i < p; i++) s += rows[pick[j]][i] * qi[i];
+        expect(sub.sums[j]).toBe(s);
       }
       const qb = signBits(q);
       const h = a.hamming(qb, n);

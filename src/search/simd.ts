@@ -8,7 +8,7 @@
  *   [0, Q)              query scratch: int16 query (d) and its sign words (w)
  *   [Q, Q + cap·d)      int8 codes, row-major
  *   [B, B + cap·w·4)    sign words (binary+int8 only)
- *   [O, O + cap·4)      int32 outputs of the last scan
+ *   [O, O + cap·4)      int32 outputs of the last scan (dotRows: its row list, overwritten in place by the sums)
  * Growing moves the sign words up (copyWithin) and re-creates the views (memory.grow detaches the old buffer).
  */
 import { SEARCH_WASM_BASE64 } from './simd-wasm.ts';
@@ -16,6 +16,7 @@ import { SEARCH_WASM_BASE64 } from './simd-wasm.ts';
 interface Kernels {
   memory: WebAssembly.Memory;
   dot_i8(q: number, a: number, n: number, d: number, p: number, out: number): void;
+  dot_i8_rows(q: number, a: number, rows: number, m: number, d: number, p: number): void;
   hamming(qb: number, b: number, n: number, w: number, out: number): void;
 }
 
@@ -83,14 +84,30 @@ export class CodeArena {
    * query's scale (score ≈ sum · qscale · rowScale). The int16 range is cut so no int32 sum can overflow.
    */
   dot(q: Float32Array, n: number, p: number): { sums: Int32Array; qscale: number } {
+    const qscale = this.setQuery(q, p);
+    this.k.dot_i8(0, this.i8Off, n, this.d, p, this.outOff);
+    return { sums: new Int32Array(this.k.memory.buffer, this.outOff, n), qscale };
+  }
+
+  /** The same sums for the listed rows only (sums[j] belongs to rows[j]): the funnel's shortlist. */
+  dotRows(q: Float32Array, rows: ArrayLike<number>, p: number): { sums: Int32Array; qscale: number } {
+    if (rows.length > this.cap) throw new RangeError(`${rows.length} rows listed, room for ${this.cap}`);
+    const qscale = this.setQuery(q, p);
+    const out = new Int32Array(this.k.memory.buffer, this.outOff, rows.length);
+    out.set(rows);
+    this.k.dot_i8_rows(0, this.i8Off, this.outOff, rows.length, this.d, p);
+    return { sums: out, qscale };
+  }
+
+  /** Writes the int16 query (first p dims) to the scratch area; returns its scale. */
+  private setQuery(q: Float32Array, p: number): number {
     let mx = 0;
     for (let i = 0; i < p; i++) mx = Math.max(mx, Math.abs(q[i]));
     const qmax = Math.min(32767, Math.floor(2147483647 / (p * 127)));
     const qscale = mx > 0 ? mx / qmax : 1;
     const qi = new Int16Array(this.k.memory.buffer, 0, this.d);
     for (let i = 0; i < p; i++) qi[i] = Math.round(q[i] / qscale);
-    this.k.dot_i8(0, this.i8Off, n, this.d, p, this.outOff);
-    return { sums: new Int32Array(this.k.memory.buffer, this.outOff, n), qscale };
+    return qscale;
   }
 
   /** Hamming distances of every row's sign words to `qb`. */

@@ -15,6 +15,7 @@ import torch, numpy as np
 import torch.nn.functional as F
 torch.set_num_threads(1)
 out = sys.argv[1] if len(sys.argv) > 1 else '.'
+os.makedirs(out, exist_ok=True)
 m = Shipped(os.path.join(REPO, 'public/models/m3-tiny'))
 root = os.environ.get('M3WEB_SHARED_DATA', os.path.join(REPO, '..', 'shared', 'data')) + '/datasets/scifact'
 docs = []

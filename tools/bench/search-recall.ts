@@ -3,7 +3,7 @@
  * tools/bench/search-embed-scifact.py), through SemanticIndex itself: the binary first pass with centred sign
  * codes (the default) and with raw ones, at several multipliers, the exact int8 scans (int8 storage: codes of v;
  * binary+int8: codes of v − centre, the funnel's ceiling), and Matryoshka prefixes;
- * with --timing, p50 query times of the ×10 and ×40 funnels on 100k synthetic vectors at 256 and 1024 dims.
+ * with --timing, p50 query times of the ×10, ×40 and ×100 (default) funnels on 100k synthetic vectors at 256 and 1024 dims.
  *
  *   /usr/bin/python3 tools/bench/search-embed-scifact.py training/runs/sf && npx tsx tools/bench/search-recall.ts training/runs/sf [--queries 300] [--timing]
  */
@@ -43,7 +43,8 @@ async function recall(idx: SemanticIndex, funnel: FunnelOptions | false): Promis
 const out: Record<string, number> = {};
 const centred = await build('binary+int8');
 const raw = await build('binary+int8', { centre: false });
-for (const m of [4, 10, 20, 40, 100]) out[`centred_x${m}`] = await recall(centred, { first: 'binary', multiplier: m });
+for (const m of [4, 10, 20, 40, 100, 200]) out[`centred_x${m}`] = await recall(centred, { first: 'binary', multiplier: m });
+out.centred_default = await recall(centred, { first: 'binary' }); // DEFAULT_MULTIPLIER.binary
 for (const m of [10, 40]) out[`raw_signs_x${m}`] = await recall(raw, { first: 'binary', multiplier: m });
 out.int8_exact = await recall(await build('int8'), false);
 out['binary+int8_codes_exact'] = await recall(centred, false); // its int8 codes of v − centre, scanned exactly: the funnel's ceiling
@@ -59,7 +60,7 @@ if (args.includes('--timing')) {
       await idx.add(Array.from({ length: 10_000 }, (_, i) => ({ id: `s${a + i}`, dense: v.subarray(i * dd, (i + 1) * dd) })));
     }
     const qs = randomUnit(40, dd, 4242);
-    for (const m of [10, 40]) {
+    for (const m of [10, 40, 100]) {
       const wall: number[] = [];
       const cpu: number[] = [];
       for (let j = 0; j < 43; j++) {

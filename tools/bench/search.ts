@@ -4,7 +4,7 @@
  *
  * - query_ms_p50 / _p95 [size][storage][dims]: one dense top-10 query on a synthetic index (seeded unit
  *   vectors), sizes 10k and 100k (--quick too) and 1m (binary+int8 only; full run). f32 and int8 are exact
- *   scans; binary+int8 is the funnel (Hamming first pass, int8 rescoring of 10 × k).
+ *   scans; binary+int8 is the funnel (Hamming first pass, int8 rescoring of 100 × k, the default).
  * - funnel_recall_at_10: recall@10 of the funnels against exact f32 on real text — SciFact abstracts
  *   (title + first words) and claims, embedded by public/models/m3-tiny when present, else the xlmr-tiny
  *   fixture (random weights) — and, for the 1024-d targets, on synthetic clustered vectors.
@@ -23,6 +23,7 @@ import { openDirStore } from '../../src/search/fs-store.ts';
 import { SemanticIndex } from '../../src/search/semantic-index.ts';
 import { near, overlap, randomSparse, randomUnit, rng } from '../../src/search/testing.ts';
 import type { DenseStorage, FunnelOptions } from '../../src/search/types.ts';
+import { DEFAULT_MULTIPLIER } from '../../src/search/query.ts';
 import { REPO_ROOT } from '../fixtures/paths.ts';
 import { docText, scifactAvailable, scifactCorpus } from './search-data.ts';
 import type { SearchBrowserRows } from './search-browser.ts';
@@ -160,7 +161,7 @@ export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; mi
       .map((x) => x.toFixed(1))
       .join(', ')} on ${cpus().length} cores`,
   );
-  notes.push(`query_ms: dense top-10 over seeded random unit vectors, ${runs} queries after 3 warm-up; f32/int8 exact scans, binary+int8 the default funnel (Hamming first pass, int8 rescoring of 10 × k)`);
+  notes.push(`query_ms: dense top-10 over seeded random unit vectors, ${runs} queries after 3 warm-up; f32/int8 exact scans, binary+int8 the default funnel (Hamming first pass, int8 rescoring of 100 × k)`);
 
   // Synthetic clustered vectors at 100k × 1024: what the 1024-d target's recall means on data with neighbours.
   {
@@ -177,6 +178,7 @@ export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; mi
     const qs = Array.from({ length: 50 }, (_, j) => near(centres.subarray(j * 37 * d, (j * 37 + 1) * d), 1.5, r));
     const res: Record<string, number> = {};
     for (const m of [4, 10, 20]) res[`binary_x${m}`] = round(await recall(exact, bin, qs, { first: 'binary', multiplier: m }));
+    res.binary_default = round(await recall(exact, bin, qs, { first: 'binary' }));
     recallOut[`synthetic_clustered_${bigLabel}_1024`] = res;
     const t: number[] = [];
     for (const q of qs) {
@@ -238,9 +240,15 @@ export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; mi
       // binary+int8 takes sign codes against the first chunk's mean (the default); `raw` is the v > 0 code it replaced.
       const raw = await SemanticIndex.create({ dims: d, storage: 'binary+int8', modelId: name, centre: false });
       await raw.add(docs.map((x, i) => ({ id: x.id, dense: emb.embeddings.subarray(i * d, (i + 1) * d) })));
-      for (const m of [4, 10, 20, 40]) res[`binary+int8_x${m}`] = round(await recall(byStorage.f32, byStorage['binary+int8'], qs, { first: 'binary', multiplier: m }));
+      for (const m of [4, 10, 40, 100]) res[`binary+int8_x${m}`] = round(await recall(byStorage.f32, byStorage['binary+int8'], qs, { first: 'binary', multiplier: m }));
       for (const m of [10, 40]) res[`binary+int8_raw_signs_x${m}`] = round(await recall(byStorage.f32, raw, qs, { first: 'binary', multiplier: m }));
       for (const p of [Math.round(d / 4), Math.round(d / 2)]) res[`f32_prefix${p}_x10`] = round(await recall(byStorage.f32, byStorage.f32, qs, { first: 'prefix', prefixDims: p, multiplier: 10 }));
+      // The default funnel's shortlist (DEFAULT_MULTIPLIER.binary × 10) covers a small corpus whole: then its recall is the rescoring's ceiling, not a funnel's.
+      const covers = DEFAULT_MULTIPLIER.binary * 10 >= docs.length;
+      res['binary+int8_default'] = round(await recall(byStorage.f32, byStorage['binary+int8'], qs, { first: 'binary' }));
+      if (covers)
+        notes.push(`funnel_recall_at_10.scifact: ${docs.length} documents, so the default ×${DEFAULT_MULTIPLIER.binary} shortlist holds them all (the real-text target row is left out); the full run and tools/bench/search-recall.ts use the whole corpus`);
+      recallOut.scifact_default_covers_corpus = covers;
       recallOut.scifact = { model: name, dims: d, docs: docs.length, queries: nq, doc_text: `title + first ${words} words of the abstract`, embed_s: round(embedS, 1), ...res };
       log(`  scifact (${name}, ${d} dims, ${docs.length} docs, ${nq} queries; embedded in ${embedS.toFixed(1)} s): ${JSON.stringify(res)}`);
       if (name !== 'm3-tiny') notes.push('funnel_recall_at_10.scifact uses the xlmr-tiny fixture (random weights, 52 dims): 52 sign bits make a weak first pass; the trained model (public/models/m3-tiny) replaces it when present');
@@ -268,11 +276,16 @@ export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; mi
   }
 
   const q = (size: string, st: string, d: number) => p50[size]?.[st]?.[String(d)] ?? null;
-  const rec1024 = (recallOut['synthetic_clustered_100k_1024'] as Record<string, number>)?.binary_x10 ?? null;
+  const rec1024 = (recallOut['synthetic_clustered_100k_1024'] as Record<string, number>)?.binary_default ?? null;
   const targets = [
     { name: '100k × 1024 binary+int8 funnel p50 (ms)', value: q('100k', 'binary+int8', 1024), target: '≤ 10', met: null as boolean | null },
-    { name: '  … its recall@10 vs f32 (synthetic clustered)', value: rec1024, target: '≥ 0.95', met: null as boolean | null },
-    { name: "  … recall@10 on real text (SciFact, ×10 funnel, the model's width)", value: ((recallOut.scifact as Record<string, number> | undefined)?.['binary+int8_x10'] ?? null) as number | null, target: '≥ 0.95', met: null as boolean | null },
+    { name: '  … its recall@10 vs f32 (synthetic clustered, default funnel)', value: rec1024, target: '≥ 0.95', met: null as boolean | null },
+    {
+      name: "  … recall@10 on real text (SciFact, default funnel, the model's width)",
+      value: recallOut.scifact_default_covers_corpus === false ? (((recallOut.scifact as Record<string, number> | undefined)?.['binary+int8_default'] ?? null) as number | null) : null,
+      target: '≥ 0.95',
+      met: null as boolean | null,
+    },
     { name: '100k × 256 int8 exact p50 (ms)', value: q('100k', 'int8', 256), target: '≤ 20', met: null as boolean | null },
     { name: '1m × 256 binary+int8 funnel p50 (ms)', value: q('1m', 'binary+int8', 256), target: '≤ 60', met: null as boolean | null },
     { name: '1m × 256 binary+int8 in a worker (Chromium) p50 (ms)', value: browser?.worker.query_ms_p50 ?? null, target: '≤ 60', met: null as boolean | null },
