@@ -2,7 +2,7 @@ import { describeAdapter, requestAdapter, type AdapterReport } from '../gpu/adap
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
 import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
-import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress } from '../model/load.ts';
+import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
 import { fetchModelFile, resolveModelSource } from '../model/source.ts';
 import type { BackendKind, EmbedBackend } from './backend.ts';
@@ -166,7 +166,12 @@ export class EmbedService {
     return true;
   }
 
-  async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  /**
+   * `onProgress` gets the downloads, then (weights 'int8' / 'q4') one 'quantize' report per weight as the
+   * engine quantises it at load, unless `opts.onProgress` takes those: comlink carries one callback argument
+   * into the worker, not a function inside the options object.
+   */
+  async load(model: string, opts: LoadOptions = {}, onProgress?: (p: LoadProgress | QuantizeProgress) => void): Promise<ModelInfo> {
     if (opts === null || typeof opts !== 'object') throw new InvalidInputError('load options must be an object', { expected: '{ backend?, weights?, ... }', received: opts });
     const { backend = 'auto', signal, stallTimeoutMs, keepWeights = false, threads, wasmPaths, hubEndpoint, revision, subfolder, token, checkFinite, onnx, ...engineOpts } = opts;
     const sourceOpts = { hubEndpoint, revision, subfolder, token, checkFinite };
@@ -194,7 +199,7 @@ export class EmbedService {
       }
       if (backend === 'webgpu' || backend === 'auto') {
         try {
-          const gpu = await Engine.create(await this.gpu(), loaded, engineOpts);
+          const gpu = await Engine.create(await this.gpu(), loaded, { ...engineOpts, onProgress: engineOpts.onProgress ?? onProgress });
           built.push(gpu);
           why = gpu.encoder.rt.fallbackAdapter ? 'the WebGPU adapter is a CPU fallback (software Vulkan): the CPU backend was built too, for the planner to compare' : 'a hardware WebGPU adapter';
         } catch (e) {
