@@ -1,3 +1,8 @@
+/**
+ * The WebGPU encoder: weights uploaded once (gpu-encoder-upload.ts), a whole forward pass (embeddings → k blocks →
+ * exit rule → pooling → truncation + L2, and the BGE-M3 heads) recorded into one command encoder, pipelines compiled
+ * at warm-up only. Mirrors src/reference/encoder.ts op for op; parity is tested against it.
+ */
 import { scheduleFor, type KernelProgram, type KernelSchedule, type WeightDType } from '../gpu/kernel.ts';
 import { attentionProgram } from '../gpu/kernels/attention.ts';
 import { embeddingProgram } from '../gpu/kernels/embedding.ts';
@@ -8,10 +13,7 @@ import { matmulProgram, type MatmulActivation } from '../gpu/kernels/matmul.ts';
 import { matmulQ8Program } from '../gpu/kernels/matmul_q8.ts';
 import { matmulQ4Program } from '../gpu/kernels/matmul_q4.ts';
 import { embeddingQProgram, gatherAddQProgram } from '../gpu/kernels/embedding_q.ts';
-import { quantBindingData } from '../gpu/quant-wgsl.ts';
-import { concatRows, isQuantizedWeight, quantize, sliceRows, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
-import { toFloat32 } from '../model/tensor.ts';
-import { WeightError } from '../errors.ts';
+import type { QuantBits } from '../model/quant.ts';
 import { poolingProgram } from '../gpu/kernels/pooling.ts';
 import { mclsPoolProgram } from '../gpu/kernels/mcls_pool.ts';
 import { rmsnormProgram } from '../gpu/kernels/rmsnorm.ts';
@@ -19,60 +21,29 @@ import { swigluProgram } from '../gpu/kernels/swiglu.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import { POOLING_MODES, type EncoderConfig } from '../model/config.ts';
 import type { LoadedModel, QuantizeProgress } from '../model/load.ts';
-import type { RawTensor } from '../model/tensor.ts';
-import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
 import type { EncoderBatch } from '../tokenize/tokenizer.ts';
 import { positionIds } from './positions.ts';
 import { truncateAndNormalize } from './postprocess.ts';
 import type { ResolvedEmbedOptions } from './options.ts';
-import { floatStorage, quantBitsOf, shaderDType, uploadWeights, type WeightStorage } from './gpu-weights.ts';
-import { activationRowBytes, rowChunks } from './memory-plan.ts';
+import { quantBitsOf, shaderDType, type WeightStorage } from './gpu-weights.ts';
+import { uploadEncoderWeights, type Block, type EncoderWeights, type Linear } from './gpu-encoder-upload.ts';
+import { activationRowBytes } from './memory-plan.ts';
 import type { BatchEncoder, BatchOutputs, BatchResult } from './backend.ts';
-
-interface Linear {
-  /** W's bindings: one float buffer, or a quantised matrix's 2 (int8) or 3 (q4) (src/gpu/quant-wgsl.ts). */
-  w: GPUBuffer[];
-  /** W's quantisation, or null for float storage. */
-  bits: QuantBits | null;
-  b: GPUBuffer | null;
-  N: number;
-  K: number;
-}
-
-/** One block's GPU buffers. bert/xlm-roberta: post-LN; m3bert: pre-norm Llama block. */
-interface Block {
-  qkv: Linear; // fused q;k;v → (3H, H)
-  o: Linear;
-  ffnIn: Linear; // bert: intermediate (I, H); m3bert: gate;up fused (2I, H)
-  ffnOut: Linear; // (H, I)
-  norm1: { w: GPUBuffer; b: GPUBuffer | null }; // bert: attention.output.LayerNorm; m3bert: input_layernorm
-  norm2: { w: GPUBuffer; b: GPUBuffer | null }; // bert: output.LayerNorm; m3bert: post_attention_layernorm
-}
 
 const ACT: Record<EncoderConfig['hidden_act'], MatmulActivation> = { gelu: 'gelu', gelu_tanh: 'gelu_tanh', relu: 'relu', silu: 'silu' };
 
-/**
- * The WebGPU encoder: weights uploaded once, a whole forward pass (embeddings → k blocks → exit rule →
- * pooling → truncation + L2) recorded into one command encoder, pipelines compiled at warm-up only.
- * Mirrors src/reference/encoder.ts op for op; parity is tested against it.
- */
 export class GpuEncoder implements BatchEncoder {
   readonly backend = 'webgpu' as const;
   readonly dtype: WeightDType;
   private blocks: Block[] = [];
   /** word: the word-embedding table in row chunks that each fit one storage binding (usually one). */
-  private emb!: { word: { bufs: GPUBuffer[]; row0: number; rows: number }[]; wordBits: QuantBits | null; pos: GPUBuffer; type: GPUBuffer | null; norm: { w: GPUBuffer; b: GPUBuffer | null } };
+  private emb!: EncoderWeights['emb'];
   private finalNorm: GPUBuffer | null = null;
   /** BGE-M3 heads: colbert_linear (Hc, H) and sparse_linear (1, H), both with bias. */
-  private heads: { colbert: Linear; sparse: Linear } | null = null;
+  private heads: EncoderWeights['heads'] = null;
   private buffers: GPUBuffer[] = [];
   /** Quantisation of the matmul weights and word table ('int8' / 'q4' storage), else null. */
   readonly quant: QuantBits | null;
-  /** Pre-quantised matrices from the model folder (LoadedModel.quantized), by weight name. */
-  private prequantized: Map<string, QuantizedMatrix> = new Map();
-  private onQuantize?: (p: QuantizeProgress) => void;
-  private quantDone = 0;
-  private quantTotal = 0;
 
   /** Bytes one storage binding may hold on this device (or less, when a caller lowers it). */
   readonly bindingLimit: number;
@@ -100,12 +71,9 @@ export class GpuEncoder implements BatchEncoder {
   /** Uploads the model's weights and compiles every pipeline the encoder can use. */
   static async create(rt: GpuRuntime, model: LoadedModel, storage: WeightStorage, opts: { maxBindingBytes?: number; maxLayers?: number; schedule?: KernelSchedule; onProgress?: (p: QuantizeProgress) => void } = {}): Promise<GpuEncoder> {
     const enc = new GpuEncoder(rt, model.config, storage, opts.maxBindingBytes, opts.maxLayers, opts.schedule);
-    enc.prequantized = model.quantized ?? new Map();
-    enc.onQuantize = opts.onProgress;
-    if (enc.quant) enc.quantTotal = encoderWeightSpecs(model.config, enc.maxLayers).filter((w) => isQuantizedWeight(w.name)).length + (model.heads.size ? 1 : 0);
     try {
-      enc.upload(model.weights);
-      if (model.heads.size) enc.uploadHeads(model.heads);
+      const w = uploadEncoderWeights(rt, model, { storage, bindingLimit: enc.bindingLimit, maxLayers: enc.maxLayers, onProgress: opts.onProgress }, enc.buffers);
+      [enc.emb, enc.blocks, enc.finalNorm, enc.heads] = [w.emb, w.blocks, w.finalNorm, w.heads];
       await enc.warmup();
     } catch (e) {
       // A missing or misshapen tensor half-way through the upload: free what was already on the device.
@@ -115,148 +83,12 @@ export class GpuEncoder implements BatchEncoder {
     return enc;
   }
 
-  private up(parts: RawTensor[], label: string): GPUBuffer {
-    const b = uploadWeights(this.rt, parts, floatStorage(this.storage), label);
-    this.buffers.push(b);
-    return b;
-  }
-
-  /** Uploads a quantised matrix's bindings (codes, scales, [zero points]). */
-  private upQuant(q: QuantizedMatrix, label: string): GPUBuffer[] {
-    return quantBindingData(q).map((data, i) => {
-      const b = this.rt.upload(data, `${label}${['.qweight', '.scales', '.qzeros'][i]}`);
-      this.buffers.push(b);
-      return b;
-    });
-  }
-
-  /**
-   * Weight `name` (a (rows, cols) matrix) quantised with this encoder's bits: as the folder stored it, or
-   * quantised here from its f32/f16/bf16 tensor (quant.ts), with a progress report per weight.
-   */
-  private quantized(name: string, t: RawTensor | undefined): QuantizedMatrix {
-    const pre = this.prequantized.get(name);
-    let q = pre;
-    if (!q) {
-      if (!t) throw new WeightError(`missing weight "${name}"`, { expected: 'a float tensor or its quantised form (src/model/QUANT.md)', received: 'neither' });
-      q = quantize(toFloat32(t), t.shape[0], t.shape[1], this.quant!);
-    } else if (q.bits !== this.quant) {
-      throw new WeightError(`weight "${name}" is stored with ${q.bits} bits`, { expected: `${this.quant} bits (the storage asked for)`, received: `${q.bits} bits` });
-    }
-    this.onQuantize?.({ phase: 'quantize', name, done: ++this.quantDone, total: this.quantTotal, prequantized: pre !== undefined });
-    return q;
-  }
-
-  /** Uploads a (V, H) table in row chunks that each fit one binding (bge-m3's 250,002 × 1024 may not), quantised when the storage is. */
-  private upChunked(name: string, t: RawTensor | undefined, label: string): { bufs: GPUBuffer[]; row0: number; rows: number }[] {
-    if (this.quant) {
-      const q = this.quantized(name, t);
-      // The codes are each chunk's widest binding (int8 scales: 4 B per row; q4 scales and zeros: < codes).
-      return rowChunks(q.rows, 4 * wordsPerRow(q.bits, q.cols), this.bindingLimit).map(({ row0, rows }) => ({ bufs: this.upQuant(sliceRows(q, row0, rows), `${label}[${row0}..${row0 + rows})`), row0, rows }));
-    }
-    const [V, H] = t!.shape;
-    const el = t!.dtype === 'f32' ? 4 : 2;
-    const stored = this.storage === 'f32' ? 4 : 2;
-    return rowChunks(V, H * stored, this.bindingLimit).map(({ row0, rows }) => ({
-      bufs: [this.up([{ dtype: t!.dtype, shape: [rows, H], data: t!.data.subarray(row0 * H * el, (row0 + rows) * H * el) }], `${label}[${row0}..${row0 + rows})`)],
-      row0,
-      rows,
-    }));
-  }
-
-  private upload(weights: Map<string, RawTensor>): void {
-    const specs = new Map(encoderWeightSpecs(this.cfg).map((s) => [s.name, s]));
-    const t = (name: string) => pickWeight(weights, specs.get(name)!);
-    // A quantised weight may come pre-quantised (no float tensor in the folder): its shape was checked by the loader.
-    const tq = (name: string) => (this.prequantized.has(name) ? undefined : t(name));
-    const H = this.cfg.hidden_size;
-    const I = this.cfg.intermediate_size;
-    const linear = (names: string[], biases: string[] | null, N: number, K: number): Linear => {
-      const bits = this.quant && isQuantizedWeight(names[0]) ? this.quant : null;
-      return {
-        // Quantisation is per row, so quantising q, k and v apart and stacking them equals quantising the stack.
-        w: bits ? this.upQuant(concatRows(names.map((n) => this.quantized(n, tq(n)))), names[0]) : [this.up(names.map(t), names[0])],
-        bits,
-        b: biases ? this.up(biases.map(t), biases[0]) : null,
-        N,
-        K,
-      };
-    };
-    const wordBits = this.quant;
-    if (this.cfg.family === 'm3bert') {
-      this.emb = {
-        word: this.upChunked('embed_tokens.weight', tq('embed_tokens.weight'), 'embed_tokens'),
-        wordBits,
-        pos: this.up([t('pos_embeddings.weight')], 'pos_embeddings'),
-        type: null,
-        norm: { w: this.up([t('input_norm.weight')], 'input_norm'), b: null },
-      };
-      for (let i = 0; i < this.maxLayers; i++) {
-        const p = `layers.${i}`;
-        this.blocks.push({
-          qkv: linear(
-            ['q', 'k', 'v'].map((x) => `${p}.self_attn.${x}_proj.weight`),
-            null,
-            3 * H,
-            H,
-          ),
-          o: linear([`${p}.self_attn.o_proj.weight`], null, H, H),
-          ffnIn: linear([`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`], null, 2 * I, H),
-          ffnOut: linear([`${p}.mlp.down_proj.weight`], null, H, I),
-          norm1: { w: this.up([t(`${p}.input_layernorm.weight`)], 'input_layernorm'), b: null },
-          norm2: { w: this.up([t(`${p}.post_attention_layernorm.weight`)], 'post_attention_layernorm'), b: null },
-        });
-      }
-      this.finalNorm = this.up([t('norm.weight')], 'norm');
-      return;
-    }
-    const ln = (p: string) => ({ w: this.up([t(`${p}.weight`)], p), b: this.up([t(`${p}.bias`)], p) });
-    this.emb = {
-      word: this.upChunked('embeddings.word_embeddings.weight', tq('embeddings.word_embeddings.weight'), 'word_embeddings'),
-      wordBits,
-      pos: this.up([t('embeddings.position_embeddings.weight')], 'position_embeddings'),
-      type: this.cfg.type_vocab_size > 0 ? this.up([t('embeddings.token_type_embeddings.weight')], 'token_type_embeddings') : null,
-      norm: ln('embeddings.LayerNorm'),
-    };
-    for (let i = 0; i < this.maxLayers; i++) {
-      const p = `encoder.layer.${i}`;
-      const qkv = ['query', 'key', 'value'].map((x) => `${p}.attention.self.${x}`);
-      this.blocks.push({
-        qkv: linear(
-          qkv.map((n) => `${n}.weight`),
-          qkv.map((n) => `${n}.bias`),
-          3 * H,
-          H,
-        ),
-        o: linear([`${p}.attention.output.dense.weight`], [`${p}.attention.output.dense.bias`], H, H),
-        ffnIn: linear([`${p}.intermediate.dense.weight`], [`${p}.intermediate.dense.bias`], I, H),
-        ffnOut: linear([`${p}.output.dense.weight`], [`${p}.output.dense.bias`], H, I),
-        norm1: ln(`${p}.attention.output.LayerNorm`),
-        norm2: ln(`${p}.output.LayerNorm`),
-      });
-    }
-  }
-
-  private uploadHeads(heads: Map<string, RawTensor>): void {
-    const H = this.cfg.hidden_size;
-    const Hc = heads.get('colbert_linear.weight')?.shape[0] ?? this.prequantized.get('colbert_linear.weight')?.rows ?? H;
-    const specs = headWeightSpecs(H, Hc);
-    const [cb, sw, sb] = specs.slice(1).map((s) => pickWeight(heads, s));
-    const colbertW = this.quant
-      ? this.upQuant(this.quantized('colbert_linear.weight', this.prequantized.has('colbert_linear.weight') ? undefined : pickWeight(heads, specs[0])), 'colbert_linear')
-      : [this.up([pickWeight(heads, specs[0])], 'colbert_linear.weight')];
-    this.heads = {
-      colbert: { w: colbertW, bits: this.quant, b: this.up([cb], 'colbert_linear.bias'), N: Hc, K: H },
-      sparse: { w: [this.up([sw], 'sparse_linear.weight')], bits: null, b: this.up([sb], 'sparse_linear.bias'), N: 1, K: H },
-    };
-  }
-
-  /** Width of the ColBERT vectors (colbert_linear's out_features), or null without BGE-M3 heads. */
   /** Every activation buffer of a batch must fit one storage binding: padded tokens are capped accordingly. */
   get batchTokenCap(): number {
     return Math.floor(this.bindingLimit / activationRowBytes(this.cfg, this.colbertWidth));
   }
 
+  /** Width of the ColBERT vectors (colbert_linear's out_features), or null without BGE-M3 heads. */
   get colbertWidth(): number | null {
     return this.heads?.colbert.N ?? null;
   }
