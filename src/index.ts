@@ -8,7 +8,7 @@ export { M3Client } from './client/client.ts';
 export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './client/client.ts';
 export type { Budget, Candidate, CostModel, Plan, QualityTable } from './client/planner.ts';
 export type { CalibrationCache, CalibrationRecord } from './client/cache.ts';
-export type { Backend, EmbedResult, GpuProbe, ModelInfo } from './engine/service.ts';
+export type { Backend, EmbedResult, GpuProbe, ModelInfo } from './engine/service-types.ts';
 export type { ModelSourceSpec } from './model/source.ts';
 
 export { batchDenseScores, colbertScore, computeScore, denseScore, lexicalMatchingScore } from './search/score.ts';

@@ -3,7 +3,7 @@
  * GPU time from timestamp-query when the device has it), fitted to ms ≈ a + b·T·l + c·T²·l, and cached
  * per (backend, adapter, model, dtype) so a second visit skips it.
  */
-import type { GpuProbe, ModelInfo } from '../engine/service.ts';
+import type { GpuProbe, ModelInfo } from '../engine/service-types.ts';
 import { calibrationKey, type CalibrationCache, type CalibrationRecord } from './cache.ts';
 import { WorkerCrashedError } from './errors.ts';
 import { defaultCostModel, fitCostModel, type CostModel, type ModelShape } from './plan-cost.ts';

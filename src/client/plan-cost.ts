@@ -9,7 +9,7 @@
  * estimated from flops when nothing was measured (defaultCostModel); drift tracking says when to refit.
  */
 import { planAllocations, type MemoryShape } from '../engine/memory-plan.ts';
-import type { ModelShapeInfo } from '../engine/service.ts';
+import type { ModelShapeInfo } from '../engine/service-types.ts';
 
 export interface CostModel {
   a: number;

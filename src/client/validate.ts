@@ -1,5 +1,5 @@
 /** Main-thread validation of an M3Client.embed call (the worker's engine validates again with the same rules). */
-import type { ModelInfo } from '../engine/service.ts';
+import type { ModelInfo } from '../engine/service-types.ts';
 import { InvalidInputError } from '../errors.ts';
 import { AbortError } from './errors.ts';
 import type { Plan } from './planner.ts';

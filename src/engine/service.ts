@@ -1,104 +1,23 @@
-import { describeAdapter, requestAdapter, type AdapterReport } from '../gpu/adapter.ts';
+/**
+ * The embedding worker's API (workers/embed.worker.ts only wires it): transactional model loads, embed calls, and
+ * what the main-thread client needs besides (heartbeat, model shape, calibration, memory). The data it takes and
+ * returns is in service-types.ts; building the backends a load asks for is in service-load.ts.
+ */
+import { describeAdapter, requestAdapter } from '../gpu/adapter.ts';
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
 import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
-import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadOptions as ModelLoadOptions, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
+import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
-import { fetchModelFile, resolveModelSource } from '../model/source.ts';
-import type { BackendKind, EmbedBackend } from './backend.ts';
-import { createCpuEngine, createOrtGraphEngine, HostEncoder } from '../cpu/index.ts';
-import { GpuEncoder } from './gpu-encoder.ts';
-import { Engine, type EngineEmbedding, type EngineOptions, type EngineRequest } from './engine.ts';
+import { fetchModelFile } from '../model/source.ts';
+import type { EmbedBackend } from './backend.ts';
+import { Engine, type EngineEmbedding, type EngineRequest } from './engine.ts';
+import { buildBackends, describeModel, LOAD_BACKENDS, type ServedBackend } from './service-load.ts';
+import type { Backend, EmbedResult, GpuProbe, LoadOptions, ModelInfo, ModelShapeInfo, SourceOptions } from './service-types.ts';
 
-export interface ModelInfo {
-  source: string;
-  family: string;
-  layers: number;
-  hidden: number;
-  heads: number;
-  maxTokens: number;
-  pooling: string;
-  normalize: boolean;
-  /** m3BERT's trained exits and prefixes, when the config has them. */
-  mrlLayers?: number[];
-  mrlDims?: number[];
-  hasBgeM3Heads: boolean;
-  backend: Backend;
-  /** Weight dtype inside the shaders ('f32', 'f16', or 'f16x2' = f16 pairs packed in u32), or 'f32' on the CPU. */
-  dtype: string;
-  /** Blocks the backend holds (a plan that never runs deeper uploads fewer: EngineOptions.maxLayers). */
-  maxLayers: number;
-  /** Backends load() built, serving one first; more than one until selectBackend() keeps one. */
-  backends?: Backend[];
-  /** Why this backend (shown by the plan and the playground). */
-  backendReason?: string;
-  /** wasm threads of the CPU backend. */
-  threads?: number;
-  /** sentence-transformers prompts (config_sentence_transformers.json: name → prefix) and the default one. */
-  prompts?: Record<string, string>;
-  defaultPrompt?: string | null;
-}
-
-/** 'ort-wasm' runs a model's own exported ONNX graph (full depth) through the same Engine as every backend. */
-export type Backend = BackendKind;
-
-/** One embed call's result as the worker returns it: the engine's outputs plus which backend computed them. */
-export interface EmbedResult extends Omit<EngineEmbedding, 'batches'> {
-  backend: Backend;
-  /** The dtype of the backend this call ran on (not of a model loaded since). */
-  dtype: string;
-  ms: number;
-}
-
-/** Where a model comes from: the loader's hub options (hub endpoint, revision, subfolder, access token). */
-export type SourceOptions = Pick<ModelLoadOptions, 'hubEndpoint' | 'revision' | 'subfolder' | 'token'>;
-
-export interface LoadOptions extends EngineOptions, SourceOptions {
-  /** Scan weights for NaN/Inf at load (NonFiniteWeightError); default true. */
-  checkFinite?: boolean;
-  /**
-   * 'auto': WebGPU on a hardware adapter; on a software adapter (SwiftShader, lavapipe) WebGPU and the
-   * CPU backend both (the client calibrates each, then selectBackend keeps one); without WebGPU the CPU
-   * backend. 'cpu-ref' is the CPU reference (the oracle, for tests).
-   */
-  backend?: 'auto' | Backend;
-  /** wasm threads for the CPU backend (default: onnxruntime-web's, 1 without cross-origin isolation). */
-  threads?: number;
-  /** Where onnxruntime-web's .wasm files are served, for the CPU backend (default: next to its module). */
-  wasmPaths?: string;
-  /** Cancels the download and the upload; the model that was serving keeps serving. */
-  signal?: AbortSignal;
-  /** A download that delivers no byte for this long fails with StallTimeoutError (default: the loader's). */
-  stallTimeoutMs?: number;
-  /** Keep the JS copies of the weights after the GPU upload (default false: they are released). */
-  keepWeights?: boolean;
-  /**
-   * Backend 'ort-wasm' only: the exported graph, as a path inside the model folder (default
-   * 'onnx/model.onnx', as transformers.js and BAAI/bge-m3 lay it out) or an absolute URL.
-   */
-  onnx?: string;
-}
-
-/** Model sizes read from config.json (EmbedService.inspect). */
-export interface ModelShapeInfo {
-  family: string;
-  layers: number;
-  hidden: number;
-  heads: number;
-  intermediate: number;
-  vocab: number;
-  maxPositions: number;
-  typeVocab: number;
-  maxTokens: number;
-  mrlLayers?: number[];
-  mrlDims?: number[];
-}
-
-export type GpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; reason: string };
+export type { Backend, EmbedResult, GpuProbe, LoadOptions, ModelInfo, ModelShapeInfo, SourceOptions } from './service-types.ts';
 
 /** The loaded model as the service serves it: one backend, its description, and its generation. */
-type ServedBackend = Engine | EmbedBackend;
-
 interface Serving {
   gen: number;
   backend: ServedBackend;
@@ -107,10 +26,6 @@ interface Serving {
   info: ModelInfo;
   model: LoadedModel;
 }
-
-/** The backends load() accepts. */
-const LOAD_BACKENDS: readonly string[] = ['auto', 'webgpu', 'cpu', 'cpu-ref', 'ort-wasm'];
-const DEFAULT_ONNX = 'onnx/model.onnx';
 
 /**
  * What the worker exposes. Kept free of comlink so Node tests drive it directly; the worker file
@@ -191,33 +106,7 @@ export class EmbedService {
       // The exported graph holds the encoder's weights: fetch none of ours, only the heads BGE-M3 ships beside them.
       const graph = backend === 'ort-wasm' ? { heads: true, encoderWeights: false } : {};
       const loaded = await loadModel(model, { ...sourceOpts, ...graph, onProgress, signal: ctl.signal, stallTimeoutMs });
-      let why = '';
-      if (backend === 'ort-wasm') {
-        const bytes = await fetchOnnx(loaded, onnx ?? DEFAULT_ONNX, { signal: ctl.signal, headers: authHeaders(token), onProgress });
-        built.push(await createOrtGraphEngine(loaded, bytes, { threads, wasmPaths, ...(engineOpts.maxBatchTokens ? { maxBatchTokens: engineOpts.maxBatchTokens } : {}) }));
-        why = 'asked for the exported ONNX graph on onnxruntime-web (wasm; full depth only)';
-      }
-      if (backend === 'webgpu' || backend === 'auto') {
-        try {
-          const gpu = await Engine.create(await this.gpu(), loaded, { ...engineOpts, onProgress: engineOpts.onProgress ?? onProgress });
-          built.push(gpu);
-          why = gpu.encoder.rt.fallbackAdapter ? 'the WebGPU adapter is a CPU fallback (software Vulkan): the CPU backend was built too, for the planner to compare' : 'a hardware WebGPU adapter';
-        } catch (e) {
-          if (backend === 'webgpu' || !(e instanceof GpuUnavailableError)) throw e;
-          why = `no WebGPU: ${e.message}`;
-        }
-      }
-      // The CPU backend: asked for, or no WebGPU, or WebGPU on a software adapter (where the CPU backend may be faster).
-      const gpuBuilt = built[0] instanceof Engine && built[0].encoder instanceof GpuEncoder ? built[0].encoder : null;
-      if (backend === 'cpu' || (backend === 'auto' && (!gpuBuilt || gpuBuilt.rt.fallbackAdapter))) {
-        built.push(await createCpuEngine(loaded, { maxLayers: engineOpts.maxLayers, threads, wasmPaths }));
-        if (backend === 'cpu') why = 'asked for the CPU backend';
-      }
-      if (backend === 'cpu-ref') {
-        if (!this.opts.referenceBackend) throw new InvalidInputError('backend "cpu-ref" is the test oracle and is not built into this service', { expected: 'new EmbedService({ referenceBackend }) (tests), or backend "cpu"', received: 'cpu-ref' });
-        built.push(this.opts.referenceBackend(loaded));
-        why = 'asked for the CPU reference (the oracle; slow)';
-      }
+      const why = await buildBackends(loaded, { backend, engineOpts, threads, wasmPaths, onnx, token, signal: ctl.signal, onProgress, gpu: () => this.gpu(), referenceBackend: this.opts.referenceBackend }, built);
       if (ctl.signal.aborted) throw ctl.signal.reason;
       // Described before the JS copies go: hasBgeM3Heads reads loaded.heads.
       const info = describeModel(
@@ -376,40 +265,6 @@ export class EmbedService {
 function abortError(signal: AbortSignal): AbortError {
   const r = signal.reason;
   return r instanceof AbortError ? r : new AbortError('load() was aborted', { expected: 'a load that is not aborted', received: r instanceof Error ? r.message : String(r ?? 'AbortSignal fired'), cause: r });
-}
-
-/** The exported graph's bytes: a path inside the model folder (same source, hub options and cache), or an absolute URL. */
-async function fetchOnnx(loaded: LoadedModel, onnx: string, opts: { signal: AbortSignal; headers?: Record<string, string>; onProgress?: (p: LoadProgress) => void }): Promise<Uint8Array> {
-  const absolute = /^[a-z][a-z0-9+.-]*:/i.test(onnx) || onnx.startsWith('/');
-  const cut = onnx.lastIndexOf('/') + 1;
-  const [source, file] = absolute ? [resolveModelSource(onnx.slice(0, cut)), onnx.slice(cut)] : [loaded.source, onnx];
-  const onProgress = (loadedBytes: number, total: number | null) => opts.onProgress?.({ phase: 'download', file: onnx, loaded: loadedBytes, total });
-  return fetchModelFile(source, file, { kind: 'binary', signal: opts.signal, headers: absolute ? undefined : opts.headers, onProgress });
-}
-
-function describeModel(loaded: LoadedModel, backend: ServedBackend, built: Backend[], why: string): ModelInfo {
-  const c = loaded.config;
-  return {
-    source: loaded.source.describe(),
-    family: c.family,
-    layers: c.num_hidden_layers,
-    hidden: c.hidden_size,
-    heads: c.num_attention_heads,
-    maxTokens: c.max_tokens,
-    pooling: loaded.pooling.pooling,
-    normalize: loaded.pooling.normalize,
-    mrlLayers: c.mrl_layers,
-    mrlDims: c.mrl_dims,
-    hasBgeM3Heads: loaded.heads.size > 0,
-    backend: backend.kind,
-    dtype: backend.dtype,
-    maxLayers: backend.maxLayers,
-    backends: built,
-    backendReason: why,
-    prompts: loaded.modules?.prompts ?? {},
-    defaultPrompt: loaded.modules?.defaultPromptName ?? null,
-    threads: backend instanceof Engine && backend.encoder instanceof HostEncoder ? backend.encoder.threads : undefined,
-  };
 }
 
 export { resultTransferables } from './transfer.ts';

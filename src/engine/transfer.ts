@@ -1,4 +1,4 @@
-import type { EmbedResult } from './service.ts';
+import type { EmbedResult } from './service-types.ts';
 
 /** The buffers of a result that can move (not copy) across the worker boundary. */
 export function resultTransferables(r: EmbedResult): ArrayBuffer[] {
