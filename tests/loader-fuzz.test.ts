@@ -8,6 +8,7 @@ import { Rng } from '../tools/fixtures/rng.ts';
 import { writeSafetensors } from '../tools/fixtures/safetensors-writer.ts';
 import { writeTorchStateDict } from '../tools/fixtures/torch-writer.ts';
 import { mutate } from './helpers/mutate.ts';
+import { chunked } from './helpers/streams.ts';
 
 /**
  * Seeded fuzzing of the weight parsers (issue #10): a few hundred mutations each of a safetensors file and a
@@ -28,17 +29,6 @@ function tensors(): [string, RawTensor][] {
     ['pooler.dense.weight', t('bf16', [3, 5])],
     ['scalar', t('f32', [])],
   ];
-}
-
-function stream(bytes: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
-  let o = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (o >= bytes.byteLength) return c.close();
-      c.enqueue(bytes.slice(o, o + chunk));
-      o += chunk;
-    },
-  });
 }
 
 async function drain(it: AsyncIterable<unknown>): Promise<void> {
@@ -67,7 +57,7 @@ describe('fuzzed weight files give typed errors only, each within a second', () 
     for (let i = 0; i < CASES; i++) {
       const { bytes, ops } = mutate(base, rng);
       const label = `case ${i} (${ops.join('+')})`;
-      for (const r of [await attempt(`${label} whole`, () => readSafetensors(bytes)), await attempt(`${label} streamed`, () => drain(streamSafetensors(stream(bytes, 1 + (i % 97)), i % 2 ? bytes.byteLength : null)))]) {
+      for (const r of [await attempt(`${label} whole`, () => readSafetensors(bytes)), await attempt(`${label} streamed`, () => drain(streamSafetensors(chunked(bytes, 1 + (i % 97)), i % 2 ? bytes.byteLength : null)))]) {
         outcomes.set(r, (outcomes.get(r) ?? 0) + 1);
       }
     }
@@ -82,7 +72,7 @@ describe('fuzzed weight files give typed errors only, each within a second', () 
     for (let i = 0; i < CASES; i++) {
       const { bytes, ops } = mutate(base, rng);
       const label = `case ${i} (${ops.join('+')})`;
-      for (const r of [await attempt(`${label} whole`, () => readTorchStateDict(bytes)), await attempt(`${label} streamed`, () => drain(streamTorchStateDict(stream(bytes, 1 + (i % 251)))))]) {
+      for (const r of [await attempt(`${label} whole`, () => readTorchStateDict(bytes)), await attempt(`${label} streamed`, () => drain(streamTorchStateDict(chunked(bytes, 1 + (i % 251)))))]) {
         outcomes.set(r, (outcomes.get(r) ?? 0) + 1);
       }
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../errors.ts';
 import { writeSafetensors } from '../../tools/fixtures/safetensors-writer.ts';
+import { chunked } from '../../tests/helpers/streams.ts';
 import { readSafetensors, streamSafetensors } from './safetensors.ts';
 import { f32ToF16, toFloat32, type RawTensor } from './tensor.ts';
 
@@ -14,17 +15,6 @@ const tensors: [string, RawTensor][] = [
   // bf16 of 1.0, -2.0, 0.15625 are the upper halves of their f32 bits.
   ['c', { dtype: 'bf16', shape: [1, 3], data: new Uint8Array(Uint16Array.from([0x3f80, 0xc000, 0x3e20]).buffer) }],
 ];
-
-function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
-  let o = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (o >= bytes.byteLength) return c.close();
-      c.enqueue(bytes.slice(o, o + size));
-      o += size;
-    },
-  });
-}
 
 describe('safetensors', () => {
   const file = writeSafetensors(tensors);

@@ -6,21 +6,11 @@ import { ModelFormatError } from '../errors.ts';
 import { torchStateDictRecords, writeTorchStateDict, writeTorchZip } from '../../tools/fixtures/torch-writer.ts';
 import { writeSafetensors } from '../../tools/fixtures/safetensors-writer.ts';
 import { PickleBuilder } from '../../tests/helpers/pickle-builder.ts';
+import { chunked } from '../../tests/helpers/streams.ts';
 import { streamSafetensors } from './safetensors.ts';
 import type { RawTensor } from './tensor.ts';
 import { readTorchStateDict } from './torch.ts';
 import { streamTorchStateDict, type TorchStreamStats } from './torch-stream.ts';
-
-function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
-  let o = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (o >= bytes.byteLength) return c.close();
-      c.enqueue(bytes.slice(o, o + size));
-      o += size;
-    },
-  });
-}
 
 function f32(shape: number[], seed: number): RawTensor {
   const n = shape.reduce((a, b) => a * b, 1);
