@@ -95,10 +95,11 @@ describe('M3Client over the real EmbedService', () => {
   it('a memory budget uploads only the blocks it affords; a deeper call uploads the rest and still matches', async () => {
     const full = await clientFor('m3bert-tiny');
     const frontier = full.m3.candidates({});
-    const at = (layers: number) => frontier.find((c) => c.layers === layers)!.memoryMB;
-    // A budget between the 1- and 2-block memory figures: only 1 block is affordable.
+    const at = (layers: number) => frontier.find((c) => c.layers === layers && c.dtype === 'f32')!.memoryMB;
+    // A budget between the 1- and 2-block f32 memory figures: only 1 block is affordable in f32 (weights
+    // pinned: otherwise int8 / q4 would hold more, tests/client-dtype.test.ts).
     const budget = { memoryMB: (at(1) + at(2)) / 2 };
-    const small = await clientFor('m3bert-tiny', { budget });
+    const small = await clientFor('m3bert-tiny', { budget, weights: 'f32' });
     expect(small.m3.info.maxLayers).toBe(1);
     expect(small.m3.plan.layers).toBe(1);
     expect(small.m3.plan.memoryMB).toBeLessThanOrEqual(budget.memoryMB);

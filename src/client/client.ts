@@ -18,11 +18,13 @@ import type { EmbedResult, GpuProbe, ModelInfo } from '../engine/service.ts';
 import { EngineReplacedError, InvalidInputError, M3Error } from '../errors.ts';
 import { computeScore, type M3Scores } from '../search/score.ts';
 import { indexedDbCache, type CalibrationCache } from './cache.ts';
-import { ClientDisposedError, WorkerCrashedError } from './errors.ts';
+import { chooseDtypePlan, isPinned, type ClientPlan, type WeightsOption } from './dtypes.ts';
+import { BudgetError, ClientDisposedError, WorkerCrashedError } from './errors.ts';
 import { cancelled, requestOptions } from './validate.ts';
 import { RequestQueue, type Chunk, type RequestOptions } from './scheduler.ts';
-import { choosePlan, candidates, paretoFrontier, predictBatchMs, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type QualityTable, type Sidecar } from './planner.ts';
-import { loadOptions, openSession, type StartupContext } from './startup.ts';
+import { candidates, paretoFrontier, predictBatchMs, storageOf, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type PlanDType, type QualityTable, type Sidecar } from './planner.ts';
+import { blocksFor, inLoaded, limitsOf, openSession, planAfterReload, reloadEngine, type StartupContext } from './startup.ts';
+import { ReloadChain } from './reloads.ts';
 import { WorkerHost } from './worker-host.ts';
 
 export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
@@ -35,7 +37,7 @@ function isInputError(e: unknown): boolean {
 
 export class M3Client extends EventTarget {
   info!: ModelInfo;
-  plan!: Plan;
+  plan!: ClientPlan;
   cost!: CostModel;
   quality!: QualityTable;
   shape!: ModelShape;
@@ -50,12 +52,15 @@ export class M3Client extends EventTarget {
   private disposed = false;
   /** Blocks the worker uploads (undefined: all); set from the memory budget, cleared when a plan goes deeper. */
   private maxLayers: number | undefined;
-  private deepening: Promise<void> | null = null;
+  private readonly reloads = new ReloadChain(() => this.pump());
   /** setModel() to another model: calibrate and plan afresh on the next start. */
   private modelChanged = false;
   private drift: DriftState = { logRatio: 0, n: 0 };
   private readonly cache: CalibrationCache;
   private sidecar: Sidecar | null = null;
+  /** What the serving engine was loaded with ('auto': the model's own dtype), and that own dtype once known. */
+  private weights: WeightsOption | undefined;
+  private own: PlanDType | null = null;
 
   private constructor(readonly options: M3ClientOptions) {
     super();
@@ -97,20 +102,25 @@ export class M3Client extends EventTarget {
     return paretoFrontier(this.candidates(budget));
   }
 
-  /** The plan for another budget on this device (throws BudgetError when none fits). */
-  planFor(budget: Budget): Plan {
-    return choosePlan(this.shape, this.quality, this.cost, budget, this.info.backend, this.limits());
+  /** The plan for another budget on this device, dtype included (throws BudgetError when none fits). */
+  planFor(budget: Budget): ClientPlan {
+    return { ...chooseDtypePlan(this.shape, this.quality, this.cost, budget, this.info.backend, this.limits(), this.own, this.pinned), backendReason: this.info.backendReason };
   }
 
-  /** Changes the budget and re-plans. */
+  /** Changes the budget and re-plans; another dtype or deeper blocks are loaded in the background (reload()). */
   setBudget(budget: Budget): Plan {
     const plan = this.planFor(budget);
     this.options.budget = budget;
     this.plan = plan;
     this.emit({ phase: 'replan', reason: 'budget changed', plan });
-    // A deeper plan than the uploaded blocks: upload the rest in the background (calls wait for it).
-    void this.ensureLayers(plan.layers).catch((e) => this.emit({ phase: 'recover', reason: `could not upload deeper blocks: ${String(e)}`, restarts: this.stats.restarts }));
+    const fail = (what: string) => (e: unknown) => this.emit({ phase: 'recover', reason: `could not ${what}: ${String(e)}`, restarts: this.stats.restarts });
+    if (this.info.backend === 'webgpu' && storageOf(plan.dtype) !== storageOf(this.info.dtype)) void this.reloadDtype().catch(fail(`load the weights as ${plan.dtype}`));
+    else void this.ensureLayers(plan.layers).catch(fail('upload deeper blocks'));
     return plan;
+  }
+
+  private get pinned(): PlanDType | undefined {
+    return isPinned(this.options.weights) ? this.options.weights : undefined;
   }
 
   private emit(p: ClientProgress): void {
@@ -135,17 +145,16 @@ export class M3Client extends EventTarget {
     const gen = ++this.gen;
     this.starting = (async () => {
       const remote = this.host.spawn((reason) => void this.recover(gen, reason));
-      const s = await openSession(remote, this.startupContext(gen), { adapter: this.adapter, info: this.info, cost: this.cost, sidecar: this.sidecar, maxLayers: this.maxLayers, modelChanged: this.modelChanged });
+      const prev = { adapter: this.adapter, info: this.info, cost: this.cost, sidecar: this.sidecar, maxLayers: this.maxLayers, modelChanged: this.modelChanged, weights: this.weights, own: this.own };
+      const s = await openSession(remote, this.startupContext(gen), prev);
       if (!s || gen !== this.gen) return;
-      Object.assign(this, { adapter: s.adapter, info: s.info, sidecar: s.sidecar, shape: s.shape, quality: s.quality, cost: s.cost, maxLayers: s.maxLayers });
+      Object.assign(this, { adapter: s.adapter, info: s.info, sidecar: s.sidecar, shape: s.shape, quality: s.quality, cost: s.cost, maxLayers: s.maxLayers, weights: s.weights, own: s.own });
       this.modelChanged = false;
-      let plan: Plan;
-      try {
-        plan = choosePlan(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits());
-      } catch (e) {
-        if (!this.plan) throw e; // first start: the budget error is the caller's to see
+      let plan: ClientPlan;
+      if (s.plan instanceof BudgetError) {
+        if (!this.plan) throw s.plan; // first start: the budget error is the caller's to see
         plan = { ...this.plan, backend: this.info.backend, dtype: this.info.dtype }; // after a restart: keep serving the old plan
-      }
+      } else plan = s.plan;
       plan.backendReason = this.info.backendReason;
       if (this.plan && (s.deviceChanged || plan.backend !== this.plan.backend)) {
         this.stats.replans++;
@@ -161,30 +170,49 @@ export class M3Client extends EventTarget {
     return this.starting;
   }
 
-  /**
-   * Makes sure the worker holds at least `layers` blocks: a plan or a call that goes deeper than what was
-   * uploaded reloads the model with more blocks (transactional in the worker: the old engine serves
-   * until the new one is ready; calls caught by the swap are re-run, see onBatchError).
-   */
+  /** Makes sure the worker holds at least `layers` blocks (a deeper plan or call), in the loaded dtype. */
   private ensureLayers(layers: number): Promise<void> {
-    if (!this.info || layers <= (this.info.maxLayers ?? this.info.layers) || !this.host.remote) return Promise.resolve();
-    this.deepening ??= (async () => {
-      const remote = this.host.remote!;
-      const gen = this.gen;
-      const info = await remote.load(this.options.model, loadOptions(this.options, this.info.layers));
-      if (gen !== this.gen) return;
-      this.maxLayers = undefined;
-      this.info = info;
-    })().finally(() => {
-      this.deepening = null;
-      this.pump();
+    const enough = () => layers <= (this.info.maxLayers ?? this.info.layers);
+    if (!this.info || enough() || !this.host.remote) return Promise.resolve();
+    return this.reload(() => (enough() ? null : { weights: this.weights ?? 'auto', maxLayers: undefined }));
+  }
+
+  /** Loads the weights in the dtype the budget's plan has when this reload's turn comes (a later setBudget may have changed it). */
+  private reloadDtype(): Promise<void> {
+    return this.reload(() => {
+      let p: ClientPlan;
+      try {
+        p = this.planFor(this.budget);
+      } catch {
+        return null;
+      }
+      const d = storageOf(p.dtype);
+      return d === storageOf(this.info.dtype) ? null : { weights: d, maxLayers: blocksFor(this.shape, d, this.budget, p.layers) };
     });
-    return this.deepening;
+  }
+
+  /** Reloads the model in the worker after the reloads before it (reloads.ts), with load progress; `want` is asked when its turn comes (null: nothing to do). A new dtype is calibrated and re-planned on. */
+  private reload(want: () => { weights: WeightsOption; maxLayers: number | undefined } | null): Promise<void> {
+    const run = async () => {
+      const w = want();
+      const remote = this.host.remote;
+      if (!w || !remote) return;
+      const gen = this.gen;
+      const before = this.info.dtype;
+      const next = await reloadEngine(remote, this.startupContext(gen), { info: this.info, shape: this.shape, adapter: this.adapter, own: this.own, pinned: this.pinned }, w, this.cost);
+      if (!next || gen !== this.gen) return;
+      Object.assign(this, { info: next.info, shape: next.shape, cost: next.cost, weights: w.weights, maxLayers: next.info.maxLayers < next.info.layers ? next.info.maxLayers : undefined });
+      if (next.info.dtype === before) return;
+      this.plan = planAfterReload({ ...next, quality: this.quality, budget: this.budget, adapter: this.adapter, own: this.own, pinned: this.pinned }, this.plan);
+      this.stats.replans++;
+      this.emit({ phase: 'replan', reason: `weights loaded as ${this.info.dtype}`, plan: this.plan });
+    };
+    return this.reloads.run(run);
   }
 
   /** The adapter's buffer limits, when the plan runs on WebGPU. */
   private limits(): { maxStorageBufferBindingSize?: number; maxBufferSize?: number } {
-    return this.info?.backend === 'webgpu' && this.adapter?.ok ? this.adapter.adapter.limits : {};
+    return this.info ? limitsOf(this.info, this.adapter) : {};
   }
 
   /**
@@ -258,7 +286,7 @@ export class M3Client extends EventTarget {
   }
 
   private pump(): void {
-    if (this.disposed || this.inflight || this.starting || this.deepening || !this.host.remote) return;
+    if (this.disposed || this.inflight || this.starting || this.reloads.busy || !this.host.remote) return;
     const batch = this.queue.next(this.options.maxBatchTexts ?? 32, this.info.maxLayers ?? this.info.layers);
     if (!batch.length) return;
     const gen = this.gen;
@@ -293,7 +321,8 @@ export class M3Client extends EventTarget {
     this.cost = { ...this.cost, a: this.cost.a * d.ratio, b: this.cost.b * d.ratio, c: this.cost.c * d.ratio, source: 'drift-adjusted' };
     this.drift = { logRatio: 0, n: 0 };
     try {
-      this.plan = choosePlan(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits());
+      // Latency drift prices every dtype alike: the plan stays in the loaded dtype.
+      this.plan = { ...inLoaded(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits()), dtypeReason: this.plan.dtypeReason, backendReason: this.info.backendReason };
       this.stats.replans++;
       this.emit({ phase: 'replan', reason: `measured latency ${d.ratio.toFixed(2)}× the model`, plan: this.plan });
     } catch {
@@ -339,6 +368,8 @@ export class M3Client extends EventTarget {
       this.options.model = model;
       this.sidecar = null;
       this.maxLayers = undefined;
+      this.weights = undefined;
+      this.own = null;
       this.modelChanged = true;
       this.plan = undefined as unknown as Plan;
     } else {

@@ -203,6 +203,9 @@ export class RequestQueue {
       const req = c.req;
       req.batches++;
       if (!req.settled && c.state === 'running') {
+        // Rows of one call come from one engine: when the weights were reloaded in another dtype (or a restart
+        // landed on another backend) after some slices were done, those run again on the new one.
+        if (req.done > 0 && (r.dtype !== req.dtype || r.backend !== req.backend)) this.rerun(req);
         if (req.out.length) req.out.set(r.embeddings.subarray(row * r.dims, (row + n) * r.dims), c.start * r.dims);
         for (let i = 0; i < n; i++) {
           if (req.sparse && r.sparse) req.sparse[c.start + i] = r.sparse[row + i];
@@ -219,6 +222,15 @@ export class RequestQueue {
       }
       row += n;
     }
+  }
+
+  /** Queues a request's done slices again (at the front) and forgets their truncation. */
+  private rerun(req: Req): void {
+    const done = req.chunks.filter((c) => c.state === 'done');
+    for (const c of done) c.state = 'queued';
+    this.queue.unshift(...done);
+    req.done = 0;
+    req.truncated.clear();
   }
 
   clear(): void {

@@ -1,12 +1,15 @@
 /** M3Client's public option and result types (the façade is src/client/client.ts). */
 import type { Pooling } from '../model/config.ts';
 import type { CalibrationCache } from './cache.ts';
+import type { WeightsOption } from './dtypes.ts';
 import type { Budget, Plan } from './planner.ts';
 import type { RequestResult } from './scheduler.ts';
 
 export type ClientProgress =
   | { phase: 'download'; file: string; loaded: number; total: number | null }
   | { phase: 'loaded'; bytes: number }
+  /** Weights 'int8' / 'q4': one report per weight the worker quantised at load (or took pre-quantised from the folder). */
+  | { phase: 'quantize'; name: string; done: number; total: number; prequantized: boolean }
   | { phase: 'calibrate'; done: number; total: number; cached: boolean }
   | { phase: 'ready'; plan: Plan }
   | { phase: 'recover'; reason: string; restarts: number }
@@ -29,7 +32,13 @@ export interface M3ClientOptions {
   threads?: number;
   /** Where onnxruntime-web's .wasm files are served, for the CPU backend and 'ort-wasm' (default: next to its module; a built app may need e.g. `${origin}/ort/`). */
   ortWasmPaths?: string;
-  weights?: 'auto' | 'f32' | 'f16';
+  /**
+   * Weight dtype. 'auto' (default): the planner chooses among the dtypes the backend can load the model in
+   * (WebGPU: f32, f16, int8, q4 quantised at load; the CPU backend and 'ort-wasm': f32), keeping the
+   * model's own unless the budget needs another (`plan.dtype`, `plan.dtypeReason`; src/client/dtypes.ts).
+   * Anything else pins it.
+   */
+  weights?: WeightsOption;
   /** For a hub id: an HF_ENDPOINT-style mirror, a branch / tag / commit, a folder in the repo, and an access token (gated repos; never logged). */
   hubEndpoint?: string;
   revision?: string;
@@ -85,5 +94,5 @@ export interface ClientStats {
   workerCalls: number;
   replans: number;
   /** On a software WebGPU adapter: each backend's calibrated plan for the budget (null: none fits). */
-  backendTrials?: { backend: string; plan: Pick<Plan, 'layers' | 'dims' | 'latencyMs' | 'quality'> | null }[];
+  backendTrials?: { backend: string; plan: Pick<Plan, 'layers' | 'dims' | 'dtype' | 'latencyMs' | 'quality'> | null }[];
 }
