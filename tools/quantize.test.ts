@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../src/errors.ts';
 import { loadModel } from '../src/node.ts';
-import { dequantize, groupsPerRow, isQuantizedWeight, quantize, quantizedBytes, wordsPerRow, zeroWordsPerRow, type QuantBits, type QuantizedMatrix } from '../src/model/quant.ts';
+import { dequantize, groupsPerRow, isQuantizedWeight, quantize, quantizeQ4MinMax, quantizedBytes, weightBits, wordsPerRow, zeroWordsPerRow, type QuantBits, type QuantizedMatrix } from '../src/model/quant.ts';
 import { headerLength, parseHeader } from '../src/model/safetensors.ts';
 import { f16ToF32, toFloat32, type RawTensor } from '../src/model/tensor.ts';
 import { ensureFixtures } from './fixtures/generate.ts';
@@ -55,7 +55,7 @@ describe.each([
   ['xlmr-tiny', 4],
   ['bert-tiny-f16', 4],
 ] as const)('npm run quantize %s --bits %i', (fixture, bits) => {
-  it('writes the documented layout; every quantised matrix dequantises within half a step (int8) / one step (q4) of the source', async () => {
+  it('writes the documented layout with each matrix’s bits; int8 dequantises within half a step of the source, q4 with no more squared error than min/max ranges', async () => {
     const out = join(tmp, `${fixture}-${bits}`);
     const r = await quantizeFolder(modelDir(fixture), bits, out);
     const src = await loadModel(modelDir(fixture), { heads: true });
@@ -63,7 +63,7 @@ describe.each([
     expect(r.outBytes).toBe(readFileSync(join(out, 'model.safetensors')).byteLength);
     expect(r.outBytes).toBeLessThan(r.sourceBytes);
     const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(cfg.quantization_config).toEqual(bits === 8 ? { quant_method: 'm3web', bits: 8, group_size: -1, sym: true, version: 1 } : { quant_method: 'm3web', bits: 4, group_size: 32, sym: false, version: 1 });
+    expect(cfg.quantization_config).toEqual(bits === 8 ? { quant_method: 'm3web', bits: 8, group_size: -1, sym: true, version: 2 } : { quant_method: 'm3web', bits: 4, group_size: 32, sym: false, version: 2 });
     expect({ ...cfg, quantization_config: undefined }).toEqual({ ...JSON.parse(readFileSync(join(modelDir(fixture), 'config.json'), 'utf8')), quantization_config: undefined });
     for (const f of ['tokenizer.json', 'modules.json', '1_Pooling/config.json']) expect(readFileSync(join(out, f)).equals(readFileSync(join(modelDir(fixture), f))), f).toBe(true);
     expect(existsSync(join(out, 'colbert_linear.pt'))).toBe(false); // the heads moved into model.safetensors
@@ -77,6 +77,7 @@ describe.each([
     ]);
     for (const [name, t] of src.heads) if (!srcFile.tensors.has(name)) sources.push([name, name, t]); // xlmr-tiny's colbert_linear.pt / sparse_linear.pt
     let n = 0;
+    let n8 = 0;
     for (const [name, canonical, t] of sources) {
       const module = name.replace(/\.weight$/, '');
       if (!isQuantizedWeight(canonical)) {
@@ -87,27 +88,36 @@ describe.each([
       }
       n++;
       expect(file.tensors.has(name), name).toBe(false);
-      const q = readQuantized(file, module, bits);
+      // Layout version 2: each matrix's bits in the metadata; under --bits 4 the rule's int8 weights are 8.
+      const own = weightBits(canonical, bits);
+      expect(file.metadata[`${module}.bits`], name).toBe(String(own));
+      if (own === 8) n8++;
+      const q = readQuantized(file, module, own);
       // Stored bytes are quantizedBytes (which rounds q4's f16 scales up to whole u32 words for the upload).
       const stored = ['qweight', 'scales', 'qzeros'].reduce((s, k) => s + (file.tensors.get(`${module}.${k}`)?.data.byteLength ?? 0), 0);
-      expect(quantizedBytes(bits, q.rows, q.cols) - stored, name).toBeGreaterThanOrEqual(0);
-      expect(quantizedBytes(bits, q.rows, q.cols) - stored, name).toBeLessThanOrEqual(2);
-      expect(stored, name).toBeLessThan(t.data.byteLength * (bits === 8 ? 0.3 : 0.2) * (t.dtype === 'f32' ? 1 : 2));
+      expect(quantizedBytes(own, q.rows, q.cols) - stored, name).toBeGreaterThanOrEqual(0);
+      expect(quantizedBytes(own, q.rows, q.cols) - stored, name).toBeLessThanOrEqual(2);
+      expect(stored, name).toBeLessThan(t.data.byteLength * (own === 8 ? 0.3 : 0.2) * (t.dtype === 'f32' ? 1 : 2));
       const w = toFloat32(t);
       // Bit-exact with the format's own quantiser on the same f32 values.
-      const want = quantize(w, q.rows, q.cols, bits);
+      const want = quantize(w, q.rows, q.cols, own);
       expect([...q.qweight], name).toEqual([...want.qweight]);
       expect([...q.scales], name).toEqual([...want.scales]);
       const d = dequantize(q);
-      let worst = 0;
-      for (let i = 0; i < w.length; i++) {
-        const s = bits === 8 ? q.scales[Math.floor(i / q.cols)] : q.scales[Math.floor(i / q.cols) * groupsPerRow(q.cols) + Math.floor((i % q.cols) / 32)];
-        worst = Math.max(worst, Math.abs(w[i] - d[i]) / (s || 1));
+      if (own === 8) {
+        // round-to-nearest over the whole row's range: within ½ step.
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - d[i]) / (q.scales[Math.floor(i / q.cols)] || 1));
+        expect(worst, name).toBeLessThanOrEqual(0.5 + 1e-4);
+      } else {
+        // q4 clips each block's range where that lowers its squared error: never above plain min/max ranges.
+        const sse = (x: Float32Array) => w.reduce((s, v, i) => s + (v - x[i]) ** 2, 0);
+        expect(sse(d), name).toBeLessThanOrEqual(sse(dequantize(quantizeQ4MinMax(w, q.rows, q.cols))));
       }
-      // round-to-nearest: ½ step; q4's zero point is rounded too, so a clamped end code can be off by up to one step.
-      expect(worst, name).toBeLessThanOrEqual(bits === 8 ? 0.5 + 1e-4 : 1 + 1e-4);
     }
     expect(n).toBe(r.quantized);
+    expect(n8).toBe(r.atInt8);
+    if (bits === 8) expect(n8).toBe(n);
     expect(n).toBeGreaterThan(src.config.num_hidden_layers * 4);
   });
 });

@@ -5,7 +5,8 @@
  * - Weights are read by the loader (model.safetensors or pytorch_model.bin, single or sharded, f32 / f16 / bf16, bge-m3's
  *   colbert_linear.pt / sparse_linear.pt heads) and written as one `model.safetensors` under their names in the source:
  *   each weight `isQuantizedWeight` names becomes `<module>.qweight` (U32) + `<module>.scales` (int8 F32, q4 F16)
- *   [+ `<module>.qzeros` (U32, q4)], its `[rows, cols]` in the header's `__metadata__` as `<module>.shape`; every
+ *   [+ `<module>.qzeros` (U32, q4)], its `[rows, cols]` and bits in the header's `__metadata__` as `<module>.shape` and
+ *   `<module>.bits` (under --bits 4, weightBits keeps some matrices at int8); every
  *   other tensor is copied in its own dtype. The heads go into that file too (the loader reads them from there).
  * - `config.json` gains `quantization_config` (quantizationConfig(bits)); every other file (tokenizer, modules.json
  *   and its module folders, m3web.json, README) is copied as it is. Source weight files and `onnx/` (f32 again) are not.
@@ -20,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { InvalidInputError, M3Error } from '../src/errors.ts';
 import { loadModel } from '../src/node.ts';
-import { isQuantizedWeight, quantizationConfig, quantize, quantTensors, type QuantBits } from '../src/model/quant.ts';
+import { isQuantizedWeight, quantizationConfig, quantize, quantTensors, weightBits, type QuantBits } from '../src/model/quant.ts';
 import { toFloat32, type RawTensor } from '../src/model/tensor.ts';
 import { canonicalPrefix } from '../src/model/weights.ts';
 import { writeSafetensors, type WritableTensor } from './fixtures/safetensors-writer.ts';
@@ -39,6 +40,8 @@ export interface QuantizeReport {
   /** Bytes of the written model.safetensors. */
   outBytes: number;
   quantized: number;
+  /** Of the quantised matrices, those stored at 8 bits (all of them with --bits 8). */
+  atInt8: number;
   kept: number;
   copied: string[];
 }
@@ -75,15 +78,23 @@ export async function quantizeFolder(folder: string, bits: QuantBits, out: strin
   const tensors: [string, WritableTensor][] = [];
   const metadata: Record<string, string> = { format: 'pt' };
   let quantized = 0;
+  let atInt8 = 0;
+  let kept = 0;
   for (const [name, t] of raw) {
     const canonical = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
     if (isQuantizedWeight(canonical) && t.shape.length === 2) {
       const [rows, cols] = t.shape;
-      const q = quantTensors(name.slice(0, -'.weight'.length), quantize(toFloat32(t), rows, cols, bits));
+      // Each matrix's own bits (q4 keeps weightBits' int8 weights at 8), recorded as "<module>.bits" (layout version 2).
+      const own = weightBits(canonical, bits);
+      const q = quantTensors(name.slice(0, -'.weight'.length), quantize(toFloat32(t), rows, cols, own));
       tensors.push(...q.tensors);
       Object.assign(metadata, q.metadata);
       quantized++;
-    } else tensors.push([name, t]);
+      if (own === 8) atInt8++;
+    } else {
+      tensors.push([name, t]);
+      kept++;
+    }
   }
   mkdirSync(dst, { recursive: true });
   const bytes = writeSafetensors(tensors, metadata);
@@ -94,7 +105,7 @@ export async function quantizeFolder(folder: string, bits: QuantBits, out: strin
   const sourceBytes = readdirSync(src)
     .filter((f) => WEIGHT_FILE.test(f) && !f.endsWith('.json'))
     .reduce((s, f) => s + statSync(join(src, f)).size, 0);
-  return { out: dst, bits, sourceBytes, outBytes: bytes.byteLength, quantized, kept: tensors.length - quantized * (bits === 8 ? 2 : 3), copied };
+  return { out: dst, bits, sourceBytes, outBytes: bytes.byteLength, quantized, atInt8, kept, copied };
 }
 
 const MB = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
@@ -117,8 +128,8 @@ async function main(): Promise<void> {
   const out = values.out ?? `${folder.replace(/\/+$/, '')}-${bits === 8 ? 'int8' : 'q4'}`;
   try {
     const r = await quantizeFolder(folder, bits, out);
-    console.log(`${basename(folder)} → ${r.out} (${bits === 8 ? 'int8 per output channel' : 'q4, blocks of 32, zero points'})`);
-    console.log(`weights: ${MB(r.sourceBytes)} → ${MB(r.outBytes)} (${((100 * r.outBytes) / r.sourceBytes).toFixed(1)}%): ${r.quantized} matrices quantised, ${r.kept} tensors kept as they were`);
+    console.log(`${basename(folder)} → ${r.out} (${bits === 8 ? 'int8 per output channel' : 'q4, blocks of 32, zero points, clipping search; some matrices int8 (QUANT.md)'})`);
+    console.log(`weights: ${MB(r.sourceBytes)} → ${MB(r.outBytes)} (${((100 * r.outBytes) / r.sourceBytes).toFixed(1)}%): ${r.quantized} matrices quantised (${r.atInt8} at int8), ${r.kept} tensors kept as they were`);
     console.log(`copied: config.json (+ quantization_config), ${r.copied.join(', ')}`);
   } catch (e) {
     console.error(e instanceof M3Error ? `${e.name}: ${e.message}` : String((e as Error)?.stack ?? e));

@@ -9,7 +9,7 @@ import { quantBindingData } from '../gpu/quant-wgsl.ts';
 import { WeightError } from '../errors.ts';
 import type { EncoderConfig } from '../model/config.ts';
 import type { LoadedModel, QuantizeProgress } from '../model/load.ts';
-import { concatRows, isQuantizedWeight, quantize, sliceRows, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
+import { concatRows, isQuantizedWeight, quantize, sliceRows, weightBits, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
 import { toFloat32, type RawTensor } from '../model/tensor.ts';
 import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
 import { floatStorage, quantBitsOf, uploadWeights, type WeightStorage } from './gpu-weights.ts';
@@ -112,37 +112,39 @@ class Uploader {
   }
 
   /**
-   * Weight `name` (a (rows, cols) matrix) quantised with this encoder's bits: as the folder stored it, or
-   * quantised here from its f32/f16/bf16 tensor (quant.ts), with a progress report per weight.
+   * Weight `name` (a (rows, cols) matrix) quantised: as the folder stored it (its own bits: a q4 folder keeps some
+   * weights at 8, QUANT.md), or quantised here from its f32/f16/bf16 tensor with weightBits(name, storage bits),
+   * with a progress report per weight. The matrix's own bits pick its kernel.
    */
   private quantized(name: string, t: RawTensor | undefined): QuantizedMatrix {
     const pre = this.prequantized.get(name);
     let q = pre;
     if (!q) {
       if (!t) throw new WeightError(`missing weight "${name}"`, { expected: 'a float tensor or its quantised form (src/model/QUANT.md)', received: 'neither' });
-      q = quantize(toFloat32(t), t.shape[0], t.shape[1], this.quant!);
-    } else if (q.bits !== this.quant) {
-      throw new WeightError(`weight "${name}" is stored with ${q.bits} bits`, { expected: `${this.quant} bits (the storage asked for)`, received: `${q.bits} bits` });
+      q = quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, this.quant!));
+    } else if (q.bits < this.quant!) {
+      throw new WeightError(`weight "${name}" is stored with ${q.bits} bits`, { expected: `${this.quant} bits or more (the storage asked for)`, received: `${q.bits} bits` });
     }
     this.onQuantize?.({ phase: 'quantize', name, done: ++this.quantDone, total: this.quantTotal, prequantized: pre !== undefined });
     return q;
   }
 
   /** Uploads a (V, H) table in row chunks that each fit one binding (bge-m3's 250,002 × 1024 may not), quantised when the storage is. */
-  private upChunked(name: string, t: RawTensor | undefined, label: string): { bufs: GPUBuffer[]; row0: number; rows: number }[] {
+  private upChunked(name: string, t: RawTensor | undefined, label: string): { word: { bufs: GPUBuffer[]; row0: number; rows: number }[]; wordBits: QuantBits | null } {
     if (this.quant) {
       const q = this.quantized(name, t);
       // The codes are each chunk's widest binding (int8 scales: 4 B per row; q4 scales and zeros: < codes).
-      return rowChunks(q.rows, 4 * wordsPerRow(q.bits, q.cols), this.bindingLimit).map(({ row0, rows }) => ({ bufs: this.upQuant(sliceRows(q, row0, rows), `${label}[${row0}..${row0 + rows})`), row0, rows }));
+      return { word: rowChunks(q.rows, 4 * wordsPerRow(q.bits, q.cols), this.bindingLimit).map(({ row0, rows }) => ({ bufs: this.upQuant(sliceRows(q, row0, rows), `${label}[${row0}..${row0 + rows})`), row0, rows })), wordBits: q.bits };
     }
     const [V, H] = t!.shape;
     const el = t!.dtype === 'f32' ? 4 : 2;
     const stored = this.storage === 'f32' ? 4 : 2;
-    return rowChunks(V, H * stored, this.bindingLimit).map(({ row0, rows }) => ({
+    const word = rowChunks(V, H * stored, this.bindingLimit).map(({ row0, rows }) => ({
       bufs: [this.up([{ dtype: t!.dtype, shape: [rows, H], data: t!.data.subarray(row0 * H * el, (row0 + rows) * H * el) }], `${label}[${row0}..${row0 + rows})`)],
       row0,
       rows,
     }));
+    return { word, wordBits: null };
   }
 
   /** The embeddings, the first maxLayers blocks and (m3bert) the final norm. */
@@ -155,21 +157,20 @@ class Uploader {
     const H = this.cfg.hidden_size;
     const I = this.cfg.intermediate_size;
     const linear = (names: string[], biases: string[] | null, N: number, K: number): Linear => {
-      const bits = this.quant && isQuantizedWeight(names[0]) ? this.quant : null;
+      // Quantisation is per row, so quantising q, k and v apart and stacking them equals quantising the stack
+      // (concatRows: InvalidInputError if a folder stored the parts with different bits).
+      const q = this.quant && isQuantizedWeight(names[0]) ? concatRows(names.map((n) => this.quantized(n, tq(n)))) : null;
       return {
-        // Quantisation is per row, so quantising q, k and v apart and stacking them equals quantising the stack.
-        w: bits ? this.upQuant(concatRows(names.map((n) => this.quantized(n, tq(n)))), names[0]) : [this.up(names.map(t), names[0])],
-        bits,
+        w: q ? this.upQuant(q, names[0]) : [this.up(names.map(t), names[0])],
+        bits: q ? q.bits : null,
         b: biases ? this.up(biases.map(t), biases[0]) : null,
         N,
         K,
       };
     };
-    const wordBits = this.quant;
     if (this.cfg.family === 'm3bert') {
       const emb = {
-        word: this.upChunked('embed_tokens.weight', tq('embed_tokens.weight'), 'embed_tokens'),
-        wordBits,
+        ...this.upChunked('embed_tokens.weight', tq('embed_tokens.weight'), 'embed_tokens'),
         pos: this.up([t('pos_embeddings.weight')], 'pos_embeddings'),
         type: null,
         norm: { w: this.up([t('input_norm.weight')], 'input_norm'), b: null },
@@ -194,8 +195,7 @@ class Uploader {
     }
     const ln = (p: string) => ({ w: this.up([t(`${p}.weight`)], p), b: this.up([t(`${p}.bias`)], p) });
     const emb = {
-      word: this.upChunked('embeddings.word_embeddings.weight', tq('embeddings.word_embeddings.weight'), 'word_embeddings'),
-      wordBits,
+      ...this.upChunked('embeddings.word_embeddings.weight', tq('embeddings.word_embeddings.weight'), 'word_embeddings'),
       pos: this.up([t('embeddings.position_embeddings.weight')], 'position_embeddings'),
       type: this.cfg.type_vocab_size > 0 ? this.up([t('embeddings.token_type_embeddings.weight')], 'token_type_embeddings') : null,
       norm: ln('embeddings.LayerNorm'),
@@ -226,11 +226,10 @@ class Uploader {
     const Hc = heads.get('colbert_linear.weight')?.shape[0] ?? this.prequantized.get('colbert_linear.weight')?.rows ?? H;
     const specs = headWeightSpecs(H, Hc);
     const [cb, sw, sb] = specs.slice(1).map((s) => pickWeight(heads, s));
-    const colbertW = this.quant
-      ? this.upQuant(this.quantized('colbert_linear.weight', this.prequantized.has('colbert_linear.weight') ? undefined : pickWeight(heads, specs[0])), 'colbert_linear')
-      : [this.up([pickWeight(heads, specs[0])], 'colbert_linear.weight')];
+    const colbertQ = this.quant ? this.quantized('colbert_linear.weight', this.prequantized.has('colbert_linear.weight') ? undefined : pickWeight(heads, specs[0])) : null;
+    const colbertW = colbertQ ? this.upQuant(colbertQ, 'colbert_linear') : [this.up([pickWeight(heads, specs[0])], 'colbert_linear.weight')];
     return {
-      colbert: { w: colbertW, bits: this.quant, b: this.up([cb], 'colbert_linear.bias'), N: Hc, K: H },
+      colbert: { w: colbertW, bits: colbertQ ? colbertQ.bits : null, b: this.up([cb], 'colbert_linear.bias'), N: Hc, K: H },
       sparse: { w: [this.up([sw], 'sparse_linear.weight')], bits: null, b: this.up([sb], 'sparse_linear.bias'), N: 1, K: H },
     };
   }

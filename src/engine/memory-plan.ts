@@ -1,7 +1,7 @@
 import type { EncoderConfig } from '../model/config.ts';
 import { BufferPool } from '../gpu/pool.ts';
 import { quantBindingBytes } from '../gpu/quant-wgsl.ts';
-import { wordsPerRow } from '../model/quant.ts';
+import { weightBits, wordsPerRow } from '../model/quant.ts';
 import { floatStorage, quantBitsOf, type WeightStorage } from './gpu-weights.ts';
 
 /** The device limits that bound one storage binding and one buffer. */
@@ -62,28 +62,33 @@ export function planAllocations(cfg: MemoryShape, o: { tokens: number; batch: nu
   const L = o.layers ?? cfg.num_hidden_layers;
   const m3 = cfg.family === 'm3bert';
   const el = floatStorage(o.storage) === 'f32' ? 4 : 2;
-  const bits = quantBitsOf(o.storage);
+  const storageBits = quantBitsOf(o.storage);
   const bind = Math.min(o.limits.maxStorageBufferBindingSize, o.limits.maxBufferSize);
   const w = (name: string, rows: number, cols: number): PlannedBuffer => {
     const bytes = rows * cols * el;
     return { name, bytes, chunks: bytes > bind ? rowChunks(rows, cols * el, bind).length : 1 };
   };
-  /** A matrix GpuEncoder quantises (when the storage does), with `bias` f32 values per row beside it. */
-  const mat = (name: string, rows: number, cols: number, bias: 0 | 1): PlannedBuffer => {
-    if (!bits) return w(name, rows, cols + bias);
+  /**
+   * A matrix GpuEncoder quantises (when the storage does), with `bias` f32 values per row beside it; `weight` is one
+   * canonical name of it, for its own bits (weightBits: q4 storage keeps some matrices at int8).
+   */
+  const mat = (name: string, rows: number, cols: number, bias: 0 | 1, weight: string): PlannedBuffer => {
+    if (!storageBits) return w(name, rows, cols + bias);
+    const bits = weightBits(weight, storageBits);
     const chunks = rowChunks(rows, 4 * wordsPerRow(bits, cols), bind);
     const bytes = chunks.reduce((s, c) => s + quantBindingBytes(bits, c.rows, cols).reduce((a, b) => a + b, 0), 0) + bias * rows * 4;
     return { name, bytes, chunks: chunks.length, binding: Math.max(...quantBindingBytes(bits, chunks[0].rows, cols), bias * rows * 4) };
   };
-  const weights: PlannedBuffer[] = [mat('word_embeddings', cfg.vocab_size, H, 0), w('position_embeddings', cfg.max_position_embeddings, H)];
+  const weights: PlannedBuffer[] = [mat('word_embeddings', cfg.vocab_size, H, 0, m3 ? 'embed_tokens.weight' : 'embeddings.word_embeddings.weight'), w('position_embeddings', cfg.max_position_embeddings, H)];
   if (!m3 && cfg.type_vocab_size > 0) weights.push(w('token_type_embeddings', cfg.type_vocab_size, H));
   for (let i = 0; i < L; i++) {
     const b = m3 ? 0 : 1;
-    weights.push(mat(`layer.${i}.qkv`, 3 * H, H, b), mat(`layer.${i}.o`, H, H, b));
-    weights.push(mat(`layer.${i}.ffn_in`, m3 ? 2 * I : I, H, b), mat(`layer.${i}.ffn_out`, H, I, b));
+    const n = (bert: string, m3bert: string) => (m3 ? `layers.${i}.${m3bert}.weight` : `encoder.layer.${i}.${bert}.weight`);
+    weights.push(mat(`layer.${i}.qkv`, 3 * H, H, b, n('attention.self.query', 'self_attn.q_proj')), mat(`layer.${i}.o`, H, H, b, n('attention.output.dense', 'self_attn.o_proj')));
+    weights.push(mat(`layer.${i}.ffn_in`, m3 ? 2 * I : I, H, b, n('intermediate.dense', 'mlp.gate_proj')), mat(`layer.${i}.ffn_out`, H, I, b, n('output.dense', 'mlp.down_proj')));
     weights.push(w(`layer.${i}.norms`, 1, (m3 ? 2 : 4) * H));
   }
-  if (o.colbertWidth) weights.push(mat('colbert_linear', o.colbertWidth, H, 1), w('sparse_linear', 1, H + 1));
+  if (o.colbertWidth) weights.push(mat('colbert_linear', o.colbertWidth, H, 1, 'colbert_linear.weight'), w('sparse_linear', 1, H + 1));
   const M = o.tokens;
   const a = (name: string, bytes: number): PlannedBuffer => ({ name, bytes: BufferPool.sizeClass(bytes), chunks: 1 });
   const activations = [

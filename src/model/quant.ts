@@ -8,8 +8,12 @@ import { f16ToF32, f32ToF16 } from './tensor.ts';
  *
  * - int8: per-output-channel (per row) symmetric: scale = max|w_row| / 127, code ∈ [−127, 127], zero 0.
  * - q4: block-wise over each row, 32 consecutive input features per block (Q4_GROUP_SIZE), with a 4-bit zero
- *   point: scale = (max(hi, 0) − min(lo, 0)) / 15 rounded to f16, zero = round(−min(lo, 0) / scale) ∈ [0, 15],
- *   code = clamp(round(w / scale) + zero, 0, 15).
+ *   point: scale = a · (max(hi, 0) − min(lo, 0)) / 15 rounded to f16, zero = round(−a · min(lo, 0) / scale) ∈ [0, 15],
+ *   code = clamp(round(w / scale) + zero, 0, 15), where the shrink factor a ∈ Q4_CLIP_STEPS (1, 0.975, …, 0.6) is the
+ *   one with the least squared block error (the clipping search of llama.cpp's k-quants / AWQ's range search, on a
+ *   grid): 0.968 × min/max's relative RMSE on gaussian weights (src/model/quant.test.ts). Layout version 1 folders
+ *   were written with a = 1 (quantizeQ4MinMax); both read the same way.
+ * - Under q4 storage, Q4_INT8_WEIGHTS stay int8 (weightBits): see its comment for the measurement.
  *
  * Why a zero point for q4: relative RMSE ‖w − deq(w)‖ / ‖w‖ (`npx tsx tools/quant-error.ts`; f16 scales, blocks of 32):
  *
@@ -82,8 +86,14 @@ export function quantizeInt8(w: Float32Array, rows: number, cols: number): Quant
   return { bits: 8, rows, cols, qweight, scales, qzeros: null };
 }
 
-/** Block-32 4-bit with a zero point per block (see the header). w: (rows, cols) f32. */
-export function quantizeQ4(w: Float32Array, rows: number, cols: number): QuantizedMatrix {
+/** Shrink factors of a block's range that quantizeQ4 tries (1 = min/max): 1, 0.975, …, 0.6. */
+export const Q4_CLIP_STEPS: readonly number[] = Array.from({ length: 17 }, (_, i) => 1 - 0.025 * i);
+
+/**
+ * Block-32 4-bit with a zero point per block (see the header). w: (rows, cols) f32. `clip` lists the range shrink
+ * factors to try per block (default Q4_CLIP_STEPS; [1] is plain min/max): the one with the least squared error wins.
+ */
+export function quantizeQ4(w: Float32Array, rows: number, cols: number, clip: readonly number[] = Q4_CLIP_STEPS): QuantizedMatrix {
   checkShape(w, rows, cols, 'quantizeQ4');
   const wpr = wordsPerRow(4, cols);
   const G = groupsPerRow(cols);
@@ -93,30 +103,45 @@ export function quantizeQ4(w: Float32Array, rows: number, cols: number): Quantiz
   const qzeros = new Uint32Array(rows * zpr);
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < G; g++) {
-      const k0 = g * Q4_GROUP_SIZE;
-      const k1 = Math.min(cols, k0 + Q4_GROUP_SIZE);
+      const k0 = r * cols + g * Q4_GROUP_SIZE;
+      const k1 = r * cols + Math.min(cols, g * Q4_GROUP_SIZE + Q4_GROUP_SIZE);
       let lo = 0;
       let hi = 0;
       for (let k = k0; k < k1; k++) {
-        const v = w[r * cols + k];
-        if (!Number.isFinite(v)) throw new InvalidInputError('quantizeQ4: the weight has a NaN or infinite value', { expected: 'finite values', received: `row ${r}, column ${k}` });
+        const v = w[k];
+        if (!Number.isFinite(v)) throw new InvalidInputError('quantizeQ4: the weight has a NaN or infinite value', { expected: 'finite values', received: `row ${r}, column ${k - r * cols}` });
         lo = Math.min(lo, v);
         hi = Math.max(hi, v);
       }
-      // f16 scale: half the bytes of f32 at a relative rounding of 2^-11, far below the 4-bit step (1/15).
-      // A range so small its scale flushes to f16 zero dequantises to 0 (|w| < 15 · 2^-25 there).
-      const s = f16ToF32(f32ToF16((hi - lo) / 15));
+      let best = Infinity;
+      let s = 0;
+      let z = 0;
+      for (const a of clip) {
+        // f16 scale: half the bytes of f32 at a relative rounding of 2^-11, far below the 4-bit step (1/15).
+        // A range so small its scale flushes to f16 zero dequantises to 0 (|w| < 15 · 2^-25 there).
+        const sa = f16ToF32(f32ToF16((a * (hi - lo)) / 15));
+        const za = sa === 0 ? 0 : Math.max(0, Math.min(15, Math.round((-a * lo) / sa)));
+        let e = 0;
+        for (let k = k0; k < k1 && e < best; k++) {
+          const d = sa === 0 ? w[k] : w[k] - (Math.max(0, Math.min(15, Math.round(w[k] / sa) + za)) - za) * sa;
+          e += d * d;
+        }
+        if (e < best) [best, s, z] = [e, sa, za];
+      }
       scales[r * G + g] = s;
-      const z = s === 0 ? 0 : Math.max(0, Math.min(15, Math.round(-lo / s)));
       qzeros[r * zpr + (g >> 3)] |= z << ((g & 7) * 4);
       for (let k = k0; k < k1; k++) {
-        const q = s === 0 ? z : Math.max(0, Math.min(15, Math.round(w[r * cols + k] / s) + z));
-        qweight[r * wpr + (k >> 3)] |= q << ((k & 7) * 4);
+        const q = s === 0 ? z : Math.max(0, Math.min(15, Math.round(w[k] / s) + z));
+        const c = k - r * cols;
+        qweight[r * wpr + (c >> 3)] |= q << ((c & 7) * 4);
       }
     }
   }
   return { bits: 4, rows, cols, qweight, scales, qzeros };
 }
+
+/** quantizeQ4 with plain min/max ranges (layout version 1's only rule; tools/quant-sensitivity.ts compares). */
+export const quantizeQ4MinMax = (w: Float32Array, rows: number, cols: number): QuantizedMatrix => quantizeQ4(w, rows, cols, [1]);
 
 /** The signed code of element (r, k) (int8: −127..127; q4: 0..15). */
 export function quantCode(q: QuantizedMatrix, r: number, k: number): number {
@@ -154,7 +179,7 @@ function assertBits(q: QuantizedMatrix, bits: QuantBits): void {
   if (q.bits !== bits) throw new InvalidInputError(`expected a ${bits}-bit quantised matrix`, { expected: `bits ${bits}`, received: q.bits });
 }
 
-/** Quantises with `bits`. */
+/** Quantises with `bits` (q4 with quantizeQ4's default clipping search). */
 export function quantize(w: Float32Array, rows: number, cols: number, bits: QuantBits): QuantizedMatrix {
   return bits === 8 ? quantizeInt8(w, rows, cols) : quantizeQ4(w, rows, cols);
 }
@@ -179,20 +204,37 @@ export function isQuantizedWeight(name: string): boolean {
   );
 }
 
+/**
+ * The weights q4 storage keeps at int8 (canonical names): see Q4_INT8 in the header for the measurement. Under int8
+ * storage every quantised weight is int8.
+ */
+export const Q4_INT8_WEIGHTS = /^$/;
+
+/** The bits weight `name` (canonical, isQuantizedWeight) is stored with under `bits` storage ('int8' 8, 'q4' 4). */
+export function weightBits(name: string, bits: QuantBits): QuantBits {
+  return bits === 4 && Q4_INT8_WEIGHTS.test(name) ? 8 : bits;
+}
+
+/** Layout versions this code reads: 1 (every matrix has the config's bits) and 2 (each matrix's bits in `__metadata__`). */
+export const QUANT_LAYOUT_VERSIONS = [1, 2] as const;
+export type QuantLayoutVersion = (typeof QUANT_LAYOUT_VERSIONS)[number];
+
 /** `quantization_config` in config.json of a pre-quantised folder (src/model/QUANT.md). */
 export interface QuantizationConfig {
   quant_method: 'm3web';
+  /** The storage: 8 (every matrix int8) or 4 (q4; version 2 keeps weightBits' int8 weights at 8 bits). */
   bits: QuantBits;
   /** 32 for q4; −1 (one group per row, the GPTQ convention for per-channel) for int8. */
   group_size: number;
   /** int8: true; q4: false (zero points). */
   sym: boolean;
-  /** Layout version; this file describes 1. */
-  version: 1;
+  /** Layout version: quantizationConfig writes 2; 1 is still read. */
+  version: QuantLayoutVersion;
 }
 
-export function quantizationConfig(bits: QuantBits): QuantizationConfig {
-  return bits === 8 ? { quant_method: 'm3web', bits: 8, group_size: -1, sym: true, version: 1 } : { quant_method: 'm3web', bits: 4, group_size: Q4_GROUP_SIZE, sym: false, version: 1 };
+/** The config a folder written now carries (layout version 2). */
+export function quantizationConfig(bits: QuantBits, version: QuantLayoutVersion = 2): QuantizationConfig {
+  return bits === 8 ? { quant_method: 'm3web', bits: 8, group_size: -1, sym: true, version } : { quant_method: 'm3web', bits: 4, group_size: Q4_GROUP_SIZE, sym: false, version };
 }
 
 /** Validates config.json's `quantization_config` (undefined → not quantised). */
@@ -202,8 +244,9 @@ export function parseQuantizationConfig(v: unknown): QuantizationConfig | null {
   if (typeof v !== 'object' || c.quant_method !== 'm3web')
     throw new ModelFormatError('config.json: quantization_config is not one m3web reads', { expected: '{ "quant_method": "m3web", "bits": 8 | 4, ... } (src/model/QUANT.md)', received: typeof v === 'object' ? JSON.stringify(v) : v });
   if (c.bits !== 8 && c.bits !== 4) throw new ModelFormatError('config.json: quantization_config.bits must be 8 or 4', { expected: '8 | 4', received: c.bits });
-  const want = quantizationConfig(c.bits);
-  for (const k of ['group_size', 'sym', 'version'] as const) {
+  if (!QUANT_LAYOUT_VERSIONS.includes(c.version as QuantLayoutVersion)) throw new ModelFormatError('config.json: quantization_config.version is not a layout m3web reads', { expected: QUANT_LAYOUT_VERSIONS.join(' | '), received: c.version });
+  const want = quantizationConfig(c.bits, c.version as QuantLayoutVersion);
+  for (const k of ['group_size', 'sym'] as const) {
     if (c[k] !== want[k]) throw new ModelFormatError(`config.json: quantization_config.${k} is not the m3web layout for ${c.bits} bits`, { expected: JSON.stringify(want[k]), received: c[k] });
   }
   return want;
@@ -230,7 +273,7 @@ export function quantTensors(module: string, q: QuantizedMatrix): { tensors: [st
     tensors.push([`${module}.scales`, { dtype: 'f16', shape: [q.rows, groupsPerRow(q.cols)], data: bytesOf(Uint16Array.from(q.scales, f32ToF16)) }]);
     tensors.push([`${module}.qzeros`, { dtype: 'u32', shape: [q.rows, zeroWordsPerRow(q.cols)], data: bytesOf(q.qzeros!) }]);
   }
-  return { tensors, metadata: { [`${module}.shape`]: JSON.stringify([q.rows, q.cols]) } };
+  return { tensors, metadata: { [`${module}.shape`]: JSON.stringify([q.rows, q.cols]), [`${module}.bits`]: String(q.bits) } };
 }
 
 /** Copies little-endian bytes into a fresh aligned typed array (file bytes may sit at any offset). */
@@ -241,8 +284,12 @@ function aligned<T extends Uint32Array<ArrayBuffer> | Float32Array<ArrayBuffer> 
 /**
  * Rebuilds module `<module>`'s matrix from its stored tensors (`get` looks a name up; `metadata` is the
  * safetensors `__metadata__`), checking every dtype and shape against QUANT.md: ModelFormatError otherwise.
+ * Its bits are `"<module>.bits"` in the metadata (layout version 2) or, without that entry (version 1), `folderBits`.
  */
-export function fromQuantTensors(module: string, bits: QuantBits, get: (name: string) => QuantFileTensor | undefined, metadata: Record<string, string>): QuantizedMatrix {
+export function fromQuantTensors(module: string, folderBits: QuantBits, get: (name: string) => QuantFileTensor | undefined, metadata: Record<string, string>): QuantizedMatrix {
+  const stated = metadata[`${module}.bits`];
+  if (stated !== undefined && stated !== '8' && stated !== '4') throw new ModelFormatError(`quantised weight "${module}" has bits the layout does not define`, { expected: `"${module}.bits": "8" | "4"`, received: stated });
+  const bits: QuantBits = stated === undefined ? folderBits : (Number(stated) as QuantBits);
   let shape: unknown;
   try {
     shape = JSON.parse(metadata[`${module}.shape`] ?? 'null');
