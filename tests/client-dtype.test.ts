@@ -176,7 +176,7 @@ describe('M3Client chooses the weight dtype for a memory budget', () => {
     f32.m3.dispose();
   });
 
-  it('a pre-quantised folder is served in its own bits: a budget that asked for int8 before the load gets its q4', async () => {
+  it('a pre-quantised folder is served in its own bits, read from config.json before the load (a budget that buys int8 of floats gets q4)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'm3web-client-dtype-'));
     const qserver = await startModelServer(root);
     try {
@@ -184,8 +184,8 @@ describe('M3Client chooses the weight dtype for a memory budget', () => {
       const ref = await clientFor();
       const cands = ref.m3.candidates({});
       ref.m3.dispose();
-      // This budget makes the client ask for int8 before it can know the folder holds q4 codes (config.json's
-      // quantization_config is not in inspect()): the worker refuses, the client loads the folder as it is.
+      // This budget would buy int8 of a float checkpoint; config.json's quantization_config (inspect()) says the
+      // folder holds q4 codes, so the client plans on q4 before the load and loads the folder as it is.
       const budget = { memoryMB: (memAt(cands, 'int8', 3) + memAt(cands, 'f16', 3)) / 2 };
       const asked: unknown[] = [];
       const workerFactory = () => {
@@ -195,7 +195,7 @@ describe('M3Client chooses the weight dtype for a memory budget', () => {
         return portWorker(svc).worker;
       };
       const { m3, progress } = await clientFor({ model: qserver.folderUrl(MODEL), budget, workerFactory });
-      expect(asked).toEqual(['int8', 'auto']);
+      expect(asked).toEqual(['auto']);
       expect(m3.info.dtype).toBe('q4');
       expect(m3.shape.dtypes).toEqual(['q4']);
       expect(m3.plan.dtype).toBe('q4');

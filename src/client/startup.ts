@@ -110,9 +110,8 @@ export async function openSession(remote: Remote, ctx: StartupContext, prev: Pre
     else weights = options.weights ?? 'auto';
   }
   const onLoad = loadProgress(ctx);
-  const [adapter, loadedAs, side] = await Promise.all([remote.probeGpu(), loadWith(remote, options, maxLayers, weights, onLoad), sidecar ? Promise.resolve(sidecar) : fetchSidecar(remote, options)]);
-  let info = loadedAs.info;
-  weights = loadedAs.weights;
+  const [adapter, loadedAs, side] = await Promise.all([remote.probeGpu(), remote.load(options.model, loadOptions(options, maxLayers, weights), onLoad), sidecar ? Promise.resolve(sidecar) : fetchSidecar(remote, options)]);
+  let info = loadedAs;
   sidecar = side;
   const own = ownDtype(info, weights, prev.own ?? null);
   const stats = await remote.modelStats();
@@ -218,19 +217,6 @@ export function blocksFor(shape: ModelShape, dtype: PlanDType, budget: Budget, a
 }
 
 /**
- * Loads `weights`; a dtype chosen before the load (not the app's) that a pre-quantised folder cannot be
- * made into (config.json's quantization_config is not in inspect()) falls back to the folder's own bits.
- */
-async function loadWith(remote: Remote, options: M3ClientOptions, maxLayers: number | undefined, weights: WeightsOption, onLoad: (p: LoadProgress | QuantizeProgress) => void): Promise<{ info: ModelInfo; weights: WeightsOption }> {
-  try {
-    return { info: await remote.load(options.model, loadOptions(options, maxLayers, weights), onLoad), weights };
-  } catch (e) {
-    if (weights === 'auto' || isPinned(options.weights) || !/pre-quantised/.test(String((e as Error)?.message))) throw e;
-    return { info: await remote.load(options.model, loadOptions(options, maxLayers, 'auto'), onLoad), weights: 'auto' };
-  }
-}
-
-/**
  * Loads the model again in the worker (transactional there: the old engine serves until the new one is
  * ready) with `want.weights` and `want.maxLayers`, on the backend serving now; calibrates a new dtype.
  * Null when the worker was replaced meanwhile.
@@ -260,8 +246,9 @@ async function preload(remote: Remote, ctx: StartupContext, prev: PreviousSessio
   if (ctx.budget.memoryMB === undefined) return { maxLayers: undefined, weights: auto, sidecar: prev.sidecar };
   const [pre, sidecar, gpu] = await Promise.all([remote.inspect(ctx.options.model, sourceOptions(ctx.options)), prev.sidecar ? Promise.resolve(prev.sidecar) : fetchSidecar(remote, ctx.options), remote.probeGpu()]);
   const backend = ctx.options.backend === 'cpu' || !gpu.ok ? 'cpu' : 'webgpu';
-  // The own dtype is not known before a load: f32 is its upper bound (an f16 checkpoint loads smaller).
-  const own = prev.own ?? pinned ?? null;
+  // A pre-quantised folder's dtype is in its config.json; a float checkpoint's is not known before a load:
+  // f32 is its upper bound (an f16 checkpoint loads smaller).
+  const own = prev.own ?? pinned ?? (pre.quantizedBits === 8 ? 'int8' : pre.quantizedBits === 4 ? 'q4' : null);
   const guess = own ?? 'f32';
   const shape: ModelShape = { ...pre, dtype: guess, dtypes: loadableDtypes(backend, own, pinned, guess), colbertWidth: null };
   const choice = preloadChoice(shape, qualityTable(shape, sidecar), ctx.budget, own, pinned);

@@ -90,6 +90,8 @@ export interface ModelShapeInfo {
   maxTokens: number;
   mrlLayers?: number[];
   mrlDims?: number[];
+  /** A pre-quantised folder's bits (config.json `quantization_config`, src/model/QUANT.md); null for float weights. */
+  quantizedBits?: 8 | 4 | null;
 }
 
 export type GpuProbe = { ok: true; adapter: AdapterReport } | { ok: false; reason: string };

@@ -9,6 +9,7 @@ import { trackBuffers, type BufferTally } from '../gpu/track.ts';
 import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
 import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
+import { parseQuantizationConfig } from '../model/quant.ts';
 import { fetchModelFile } from '../model/source.ts';
 import type { EmbedBackend } from './backend.ts';
 import { Engine, type EngineEmbedding, type EngineRequest } from './engine.ts';
@@ -195,7 +196,8 @@ export class EmbedService {
    * a memory budget allows before it loads, so a small device never uploads blocks it cannot afford.
    */
   async inspect(model: string, source: SourceOptions = {}): Promise<ModelShapeInfo> {
-    const c = parseConfig(await fetchModelFile(sourceOf(model, source), 'config.json', { kind: 'json', headers: authHeaders(source.token) }));
+    const json = await fetchModelFile(sourceOf(model, source), 'config.json', { kind: 'json', headers: authHeaders(source.token) });
+    const c = parseConfig(json);
     return {
       family: c.family,
       layers: c.num_hidden_layers,
@@ -208,6 +210,7 @@ export class EmbedService {
       maxTokens: c.max_tokens,
       mrlLayers: c.mrl_layers,
       mrlDims: c.mrl_dims,
+      quantizedBits: parseQuantizationConfig((json as { quantization_config?: unknown } | null)?.quantization_config)?.bits ?? null,
     };
   }
 
