@@ -10,9 +10,12 @@ import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableEr
 import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
 import { parseQuantizationConfig } from '../model/quant.ts';
+import { openModelCache, type CacheLike } from '../model/file-cache.ts';
+import { quantizeLoaded } from '../model/quant-cache.ts';
 import { fetchModelFile } from '../model/source.ts';
 import type { EmbedBackend } from './backend.ts';
 import { Engine, type EngineEmbedding, type EngineRequest } from './engine.ts';
+import { afterLoad, planCacheStep, type CacheOutcome } from './service-cache.ts';
 import { buildBackends, describeModel, LOAD_BACKENDS, type ServedBackend } from './service-load.ts';
 import type { Backend, EmbedResult, GpuProbe, LoadOptions, ModelInfo, ModelShapeInfo, SourceOptions } from './service-types.ts';
 
@@ -43,13 +46,16 @@ export class EmbedService {
   private gen = 0;
   private loadAbort: AbortController | null = null;
   private gpuTally: BufferTally | null = null;
+  /** The model-cache work after the last load (service-cache.ts), chained so that two never overlap. */
+  private cacheJob: Promise<CacheOutcome | null> = Promise.resolve(null);
 
   /**
    * `gpu`: the WebGPU entry point (default navigator.gpu; Node passes the `webgpu` package's).
    * `referenceBackend`: what backend 'cpu-ref' builds; tests pass the CPU reference (src/reference/backend.ts),
    * which production code never imports.
+   * `modelCache`: the model-file cache (default Cache Storage's, file-cache.ts; none in Node).
    */
-  constructor(private readonly opts: { gpu?: GPU; referenceBackend?: (model: LoadedModel) => EmbedBackend } = {}) {}
+  constructor(private readonly opts: { gpu?: GPU; referenceBackend?: (model: LoadedModel) => EmbedBackend; modelCache?: () => Promise<CacheLike | null> } = {}) {}
 
   async probeGpu(): Promise<GpuProbe> {
     const r = await requestAdapter(this.opts.gpu);
@@ -73,6 +79,14 @@ export class EmbedService {
       }
     });
     return rt;
+  }
+
+  /** Whether this service gets a WebGPU runtime (made once; 'auto' decides by it). */
+  private hasGpu(): Promise<boolean> {
+    return this.gpu().then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Cancels the load in progress, if any (comlink cannot carry an AbortSignal into the worker). */
@@ -106,8 +120,19 @@ export class EmbedService {
     try {
       // The exported graph holds the encoder's weights: fetch none of ours, only the heads BGE-M3 ships beside them.
       const graph = backend === 'ort-wasm' ? { heads: true, encoderWeights: false } : {};
-      const loaded = await loadModel(model, { ...sourceOpts, ...graph, onProgress, signal: ctl.signal, stallTimeoutMs });
-      const why = await buildBackends(loaded, { backend, engineOpts, threads, wasmPaths, onnx, token, signal: ctl.signal, onProgress, gpu: () => this.gpu(), referenceBackend: this.opts.referenceBackend }, built);
+      // The model cache keeps one weights copy per model (QUANT.md, "The model cache"): weights int8 / q4 read a
+      // copy quantised by an earlier load when there is one (after the last load's cache work has finished).
+      await this.cacheJob;
+      const step = await planCacheStep(await (this.opts.modelCache ?? openModelCache)(), sourceOf(model, sourceOpts), { backend, weights: engineOpts.weights, keepWeights, headers: authHeaders(token) });
+      // (The copy is a resolved source already: the hub options must not resolve it again.)
+      const hub = step?.copy ? { hubEndpoint: undefined, revision: undefined, subfolder: undefined } : {};
+      const loaded = await loadModel(step?.copy ?? model, { ...sourceOpts, ...hub, ...graph, onProgress, signal: ctl.signal, stallTimeoutMs });
+      // Else, with a cache and WebGPU, the weights are quantised here rather than in the upload, so the copy stored
+      // after the load holds the very matrices the engine runs (the upload takes them as a pre-quantised folder's).
+      const quantisedHere = !!step?.dtype && !loaded.quantization && (backend === 'webgpu' || (await this.hasGpu()));
+      if (quantisedHere) await quantizeLoaded(loaded, step!.dtype!, { onProgress: engineOpts.onProgress ?? onProgress, signal: ctl.signal });
+      const buildOpts = quantisedHere ? { ...engineOpts, onProgress: () => undefined } : engineOpts; // progress was reported above
+      const why = await buildBackends(loaded, { backend, engineOpts: buildOpts, threads, wasmPaths, onnx, token, signal: ctl.signal, onProgress, gpu: () => this.gpu(), referenceBackend: this.opts.referenceBackend }, built);
       if (ctl.signal.aborted) throw ctl.signal.reason;
       // Described before the JS copies go: hasBgeM3Heads reads loaded.heads.
       const info = describeModel(
@@ -116,23 +141,32 @@ export class EmbedService {
         built.map((b) => b.kind),
         why,
       );
+      // Taken before the JS copies go; runs once the new model serves.
+      const cacheWork = step && afterLoad(step, loaded, built, quantisedHere);
       // Every backend built holds its own copy now (GPU buffers, wasm sessions): drop the JS copies,
       // except for the CPU reference, which computes from them.
       if (!keepWeights && !built.some((b) => b.kind === 'cpu-ref')) {
         loaded.weights.clear();
         loaded.heads.clear();
+        loaded.quantized?.clear();
       }
       const old = this.serving;
       this.serving = { gen: ++this.gen, backend: built[0], alternatives: built.slice(1), info, model: loaded };
       built.length = 0;
       old?.backend.destroy();
       for (const b of old?.alternatives ?? []) b.destroy();
+      if (cacheWork) this.cacheJob = this.cacheJob.then(cacheWork);
       return info;
     } finally {
       for (const b of built) b.destroy();
       signal?.removeEventListener('abort', onAbort);
       if (this.loadAbort === ctl) this.loadAbort = null;
     }
+  }
+
+  /** Resolves when the model-cache work of the last load is done: what it stored or dropped, or why it failed (null: none). */
+  cacheSettled(): Promise<CacheOutcome | null> {
+    return this.cacheJob;
   }
 
   /**

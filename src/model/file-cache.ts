@@ -28,6 +28,15 @@ export type CacheEvent = { type: 'stored'; url: string; bytes: number } | { type
 
 export type FileFormat = 'safetensors' | 'zip' | 'onnx' | 'json' | 'other';
 
+/** A model's weights quantised in this browser are cached under `<model folder>/.m3web-cache/<int8|q4>/` (src/model/quant-cache.ts). */
+export const QUANT_CACHE_DIR = '.m3web-cache';
+
+/** A quantised copy's manifest (its commit marker: quant-cache.ts QUANT_CACHE_MANIFEST), capturing the dtype. */
+const QUANT_MANIFEST_PATH = /\/\.m3web-cache\/([^/]+)\/m3web-cache\.json$/;
+
+/** The stored bucket as the cache's users need it (Cache Storage's Cache; tests pass an in-memory one). */
+export type CacheLike = Pick<Cache, 'match' | 'put' | 'delete' | 'keys'>;
+
 /** Local folders (File System Access / drag-and-drop) are stored under this path of the page's origin. */
 export const LOCAL_MODELS_PATH = '/local-models/';
 
@@ -52,7 +61,10 @@ export function modelBaseOf(url: string): string {
   const hub = /^\/[^/]+\/[^/]+\/resolve\/[^/]+\//.exec(u.pathname);
   const local = /^\/(models|local-models)\/[^/]+\//.exec(u.pathname);
   const m = hub ?? local;
-  return u.origin + (m ? m[0] : u.pathname.slice(0, u.pathname.lastIndexOf('/') + 1));
+  if (m) return u.origin + m[0];
+  // A quantised copy (QUANT_CACHE_DIR) belongs to the folder it was made from.
+  const q = u.pathname.indexOf(`/${QUANT_CACHE_DIR}/`);
+  return u.origin + (q >= 0 ? u.pathname.slice(0, q + 1) : u.pathname.slice(0, u.pathname.lastIndexOf('/') + 1));
 }
 
 const HTML = /^\s*<(!doctype|html)/i;
@@ -155,7 +167,8 @@ function absentHeaders(from: Headers): Headers {
   return h;
 }
 
-function broadcast(ev: CacheEvent): void {
+/** Tells every page of this origin what the cache did (the storage panel listens). */
+export function broadcast(ev: CacheEvent): void {
   if (typeof BroadcastChannel === 'undefined') return;
   const ch = new BroadcastChannel(MODEL_CACHE_CHANNEL);
   ch.postMessage(ev);
@@ -167,7 +180,7 @@ function isQuota(e: unknown): boolean {
 }
 
 /** Stores `body` (validated on the way in) under `url`; resolves when committed, rejects with a typed error. */
-export async function storeValidated(cache: Cache, url: string, body: ReadableStream<Uint8Array>, headers: Headers): Promise<number> {
+export async function storeValidated(cache: Pick<Cache, 'put' | 'match'>, url: string, body: ReadableStream<Uint8Array>, headers: Headers): Promise<number> {
   const expected = contentLength(headers);
   const type = headers.get('content-type') ?? 'application/octet-stream';
   if (/^\s*text\/html\b/i.test(type)) {
@@ -200,13 +213,26 @@ export async function storeValidated(cache: Cache, url: string, body: ReadableSt
   return expected ?? seen;
 }
 
-async function openCache(): Promise<Cache | null> {
+/** The model-file cache, or null without Cache Storage (Node, an insecure origin, storage blocked). */
+export async function openModelCache(): Promise<Cache | null> {
   if (typeof caches === 'undefined') return null;
   try {
     return await caches.open(MODEL_CACHE_NAME);
   } catch {
     return null; // e.g. storage blocked in this context: behave as without a cache
   }
+}
+
+/** Stores cachedFetch started in this context and that have not settled yet, by URL (true: committed). */
+const storing = new Map<string, Promise<boolean>>();
+
+/**
+ * Resolves once every store of `urls` that cachedFetch started in this context has settled (committed or
+ * refused). A caller about to delete those entries waits for it: a store still streaming in would commit
+ * its entry again after the delete (src/model/quant-cache.ts deletes a model's source weights).
+ */
+export async function whenStored(urls: readonly string[]): Promise<void> {
+  await Promise.all(urls.map((u) => storing.get(u)));
 }
 
 /**
@@ -216,7 +242,7 @@ async function openCache(): Promise<Cache | null> {
 export async function cachedFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
-  const cache = method === 'GET' && /^https?:/.test(url) ? await openCache() : null;
+  const cache = method === 'GET' && /^https?:/.test(url) ? await openModelCache() : null;
   if (!cache) return globalThis.fetch(input, init);
   const hit = await cache.match(url);
   if (hit) return hit;
@@ -229,10 +255,12 @@ export async function cachedFetch(input: RequestInfo | URL, init?: RequestInit):
   }
   if (res.status !== 200 || res.type === 'opaque' || !res.body) return res;
   const [mine, theirs] = res.body.tee();
-  storeValidated(cache, url, theirs, res.headers).then(
-    (bytes) => broadcast({ type: 'stored', url, bytes }),
-    (e: Error) => broadcast({ type: e instanceof QuotaError ? 'quota' : 'rejected', url, error: `${e.name}: ${e.message}` }),
+  const stored = storeValidated(cache, url, theirs, res.headers).then(
+    (bytes) => (broadcast({ type: 'stored', url, bytes }), true),
+    (e: Error) => (broadcast({ type: e instanceof QuotaError ? 'quota' : 'rejected', url, error: `${e.name}: ${e.message}` }), false),
   );
+  storing.set(url, stored);
+  void stored.then(() => storing.get(url) === stored && storing.delete(url));
   return new Response(mine, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
@@ -242,7 +270,7 @@ export async function cachedFetch(input: RequestInfo | URL, init?: RequestInit):
  * offline gets the same answer instead of a network error.
  */
 export async function serveModelFile(request: Request): Promise<Response> {
-  const cache = await openCache();
+  const cache = await openModelCache();
   const hit = cache ? await cache.match(request.url) : undefined;
   if (hit) return hit;
   const res = await fetch(request);
@@ -254,11 +282,13 @@ export interface CachedModel {
   base: string;
   files: { url: string; bytes: number }[];
   bytes: number;
+  /** Weights quantised in this browser and stored in place of the source's (committed copies: src/model/quant-cache.ts). */
+  quantized: string[];
 }
 
 /** Every cached model folder with its files and sizes (from the stored Content-Length). */
 export async function listCachedModels(): Promise<CachedModel[]> {
-  const cache = await openCache();
+  const cache = await openModelCache();
   if (!cache) return [];
   const byBase = new Map<string, CachedModel>();
   for (const req of await cache.keys()) {
@@ -266,8 +296,11 @@ export async function listCachedModels(): Promise<CachedModel[]> {
     if (res?.headers.has('x-m3web-absent')) continue; // a remembered 404, not a file
     const bytes = Number(res?.headers.get('content-length') ?? 0);
     const base = modelBaseOf(req.url);
-    const m = byBase.get(base) ?? { base, files: [], bytes: 0 };
+    const m = byBase.get(base) ?? { base, files: [], bytes: 0, quantized: [] };
     m.files.push({ url: req.url, bytes });
+    // A copy counts once its manifest, written last, is in (quant-cache.ts QUANT_CACHE_MANIFEST).
+    const q = QUANT_MANIFEST_PATH.exec(new URL(req.url).pathname);
+    if (q) m.quantized.push(decodeURIComponent(q[1]));
     m.bytes += bytes;
     byBase.set(base, m);
   }
@@ -276,7 +309,7 @@ export async function listCachedModels(): Promise<CachedModel[]> {
 
 /** Deletes every cached file of one model folder; resolves to the number of files removed. */
 export async function deleteCachedModel(base: string): Promise<number> {
-  const cache = await openCache();
+  const cache = await openModelCache();
   if (!cache) return 0;
   let n = 0;
   for (const req of await cache.keys()) if (modelBaseOf(req.url) === base && (await cache.delete(req))) n++;
@@ -288,7 +321,7 @@ export async function deleteCachedModel(base: string): Promise<number> {
  * `<origin>/local-models/<name>/`, validated like downloads, so the loader reads them by URL.
  */
 export async function storeLocalModel(origin: string, name: string, files: { path: string; file: Blob }[], onProgress?: (done: number, total: number) => void): Promise<string> {
-  const cache = await openCache();
+  const cache = await openModelCache();
   if (!cache) throw new ModelCacheError('this page has no Cache Storage (an insecure origin?)', { expected: 'a secure context', received: origin });
   if (!files.some((f) => f.path === 'config.json'))
     throw new ModelCacheError('the folder has no config.json at its top level', {
