@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel, type LoadedModel } from '../src/model/load.ts';
-import { dequantize, quantizeInt8, quantizeQ4, quantizeQ4MinMax, quantizedBytes, type QuantBits } from '../src/model/quant.ts';
+import { dequantize, quantizeInt8, quantizeQ4, quantizedBytes, Q4_CLIP_STEPS, type QuantBits } from '../src/model/quant.ts';
 import type { RawTensor } from '../src/model/tensor.ts';
 import { toFloat32 } from '../src/model/tensor.ts';
 import { ReferenceEncoder } from '../src/reference/model.ts';
@@ -40,7 +40,7 @@ type Scheme = Record<string, QuantBits>;
 function fake(t: RawTensor, bits: QuantBits, rounding: Rounding): RawTensor {
   const [rows, cols] = t.shape;
   const w = toFloat32(t);
-  const q = bits === 8 ? quantizeInt8(w, rows, cols) : rounding === 'mse' ? quantizeQ4(w, rows, cols) : quantizeQ4MinMax(w, rows, cols);
+  const q = bits === 8 ? quantizeInt8(w, rows, cols) : quantizeQ4(w, rows, cols, rounding === 'mse' ? Q4_CLIP_STEPS : [1]);
   const d = dequantize(q);
   return { dtype: 'f32', shape: [rows, cols], data: new Uint8Array(d.buffer) };
 }
@@ -109,20 +109,15 @@ const int8 = (...cs: string[]): Scheme => Object.fromEntries(cs.map((c) => [c, 8
 
 export const MIXES: [string, Scheme][] = [
   ['all q4', uniform(4)],
-  ['q4, word int8', uniform(4, int8('word'))],
   ['q4, word + colbert int8', uniform(4, int8('word', 'colbert'))],
-  ['q4, v + ffn_out int8', uniform(4, int8('v', 'ffn_out'))],
-  ['q4, qkv + ffn_out int8', uniform(4, int8('q', 'k', 'v', 'ffn_out'))],
-  ['q4, word + colbert + v + o + ffn_out int8', uniform(4, int8('word', 'colbert', 'v', 'o', 'ffn_out'))],
-  ['q4, word + colbert + qkv + ffn_out int8', uniform(4, int8('word', 'colbert', 'q', 'k', 'v', 'ffn_out'))],
-  ['q4, word + colbert + qkv + o + ffn_out int8 (ffn_in q4)', uniform(4, int8('word', 'colbert', 'q', 'k', 'v', 'o', 'ffn_out'))],
-  ['q4, word + colbert + qkv + o int8 (ffn q4)', uniform(4, int8('word', 'colbert', 'q', 'k', 'v', 'o'))],
-  ['q4, word + colbert + ffn_in + ffn_out int8 (attention q4)', uniform(4, int8('word', 'colbert', 'ffn_in', 'ffn_out'))],
+  ['int8, ffn_in q4', uniform(8, { ffn_in: 4 })],
+  ['int8, ffn_in + ffn_out q4', uniform(8, { ffn_in: 4, ffn_out: 4 })],
+  ['int8, ffn_in + q q4', uniform(8, { ffn_in: 4, q: 4 })],
   ['all int8', uniform(8)],
 ];
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounding: { type: 'string', default: 'mse' }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { rounding: { type: 'string', default: 'minmax' }, only: { type: 'string' } } });
   const rounding = values.rounding as Rounding;
   ensureFixtures();
   const fixtures = await startModelServer();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../src/errors.ts';
 import { loadModel } from '../src/node.ts';
-import { dequantize, groupsPerRow, isQuantizedWeight, quantize, quantizeQ4MinMax, quantizedBytes, weightBits, wordsPerRow, zeroWordsPerRow, type QuantBits, type QuantizedMatrix } from '../src/model/quant.ts';
+import { dequantize, groupsPerRow, isQuantizedWeight, quantize, quantizedBytes, weightBits, wordsPerRow, zeroWordsPerRow, type QuantBits, type QuantizedMatrix } from '../src/model/quant.ts';
 import { headerLength, parseHeader } from '../src/model/safetensors.ts';
 import { f16ToF32, toFloat32, type RawTensor } from '../src/model/tensor.ts';
 import { ensureFixtures } from './fixtures/generate.ts';
@@ -55,7 +55,7 @@ describe.each([
   ['xlmr-tiny', 4],
   ['bert-tiny-f16', 4],
 ] as const)('npm run quantize %s --bits %i', (fixture, bits) => {
-  it('writes the documented layout with each matrix’s bits; int8 dequantises within half a step of the source, q4 with no more squared error than min/max ranges', async () => {
+  it('writes the documented layout with each matrix’s bits; int8 dequantises within half a step of the source, q4 within one step', async () => {
     const out = join(tmp, `${fixture}-${bits}`);
     const r = await quantizeFolder(modelDir(fixture), bits, out);
     const src = await loadModel(modelDir(fixture), { heads: true });
@@ -110,9 +110,10 @@ describe.each([
         for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - d[i]) / (q.scales[Math.floor(i / q.cols)] || 1));
         expect(worst, name).toBeLessThanOrEqual(0.5 + 1e-4);
       } else {
-        // q4 clips each block's range where that lowers its squared error: never above plain min/max ranges.
-        const sse = (x: Float32Array) => w.reduce((s, v, i) => s + (v - x[i]) ** 2, 0);
-        expect(sse(d), name).toBeLessThanOrEqual(sse(dequantize(quantizeQ4MinMax(w, q.rows, q.cols))));
+        // q4: min/max ranges rounded to nearest; the zero point is rounded too, so a clamped end code can be off by up to one step.
+        let worst = 0;
+        for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - d[i]) / (q.scales[Math.floor(i / q.cols) * groupsPerRow(q.cols) + Math.floor((i % q.cols) / 32)] || 1));
+        expect(worst, name).toBeLessThanOrEqual(1 + 1e-4);
       }
     }
     expect(n).toBe(r.quantized);

@@ -87,10 +87,11 @@ describe.each([
     const m = await loadModel(server.folderUrl(fixture));
     const w = await worstCosines(m, bits, { reference: true, texts: parityTexts(), exits: Array.from({ length: m.config.num_hidden_layers }, (_, i) => i + 1) });
     measured.push(`  ${fixture} ${bits}-bit: ${fmt(w)}`);
-    // int8 meets issue #18's engine bound (cos ≥ 0.999) on every output. q4 on uniform random weights does not reach
-    // its 0.99 (measured dense 0.950–0.976, ColBERT 0.968, an xlmr-tiny text's sparse weights all ≤ 0 at one exit):
-    // these bounds guard the measured figures; the issue's q4 bound is asserted on the trained model below.
-    const bound = bits === 8 ? { dense: 0.999, sparse: 0.998, colbert: 0.999 } : { dense: 0.94, sparse: 0, colbert: 0.95 };
+    // Issue #18's engine bounds on dense and ColBERT: int8 cos ≥ 0.999, q4 ≥ 0.99 — q4 stores only the FFN input
+    // projections at 4 bits, the rest int8 (src/model/quant.ts Q4_4BIT_WEIGHTS; every matrix at 4 bits measured dense
+    // 0.950–0.976 here). Measured q4: dense bert 0.997523, xlm-r 0.996463, m3BERT 0.993200; xlm-r ColBERT 0.992300.
+    // Sparse has no cosine bound in the issue (parity bounds its max |Δ|): xlm-r q4 measured 0.965850, guarded at 0.95.
+    const bound = bits === 8 ? { dense: 0.999, sparse: 0.998, colbert: 0.999 } : { dense: 0.99, sparse: 0.95, colbert: 0.99 };
     for (const k of ['dense', 'sparse', 'colbert'] as const) expect(w[k], k).toBeGreaterThanOrEqual(bound[k]);
   });
 });
@@ -102,8 +103,9 @@ describe.each([8, 4] as const)('CPU backend on the trained m3-tiny, %i-bit', (bi
     const w = await worstCosines(m, bits, { reference: false, texts: parityTexts().slice(0, 6), exits: m.config.mrl_layers ?? [m.config.num_hidden_layers] });
     measured.push(`  m3-tiny ${bits}-bit: ${fmt(w)}`);
     // Measured here (CPU backend; ColBERT is the worst single token vector over 6 texts × 3 exits): int8 dense 0.999985,
-    // sparse 0.999993, ColBERT 0.999916; q4 dense 0.996937, sparse 0.999351, ColBERT 0.988362 — q4's ColBERT misses 0.99.
-    const bound = bits === 8 ? { dense: 0.999, sparse: 0.999, colbert: 0.999 } : { dense: 0.99, sparse: 0.99, colbert: 0.985 };
+    // sparse 0.999993, ColBERT 0.999916; q4 dense 0.999980, sparse 0.999986, ColBERT 0.999896 (with every matrix at
+    // 4 bits, before Q4_4BIT_WEIGHTS, ColBERT was 0.988362).
+    const bound = bits === 8 ? { dense: 0.999, sparse: 0.999, colbert: 0.999 } : { dense: 0.99, sparse: 0.99, colbert: 0.99 };
     for (const k of ['dense', 'sparse', 'colbert'] as const) expect(w[k], k).toBeGreaterThanOrEqual(bound[k]);
   });
 });

@@ -17,7 +17,7 @@ import {
   quantizedBytes,
   quantizeInt8,
   quantizeQ4,
-  quantizeQ4MinMax,
+  weightBits,
   Q4_CLIP_STEPS,
   quantScale,
   quantZero,
@@ -73,7 +73,7 @@ describe('q4 block-32 quantisation with zero points', () => {
     const w = new Float32Array(35);
     for (let k = 0; k < 32; k++) w[k] = k / 31;
     w.set([-0.3, 0, 0.15], 32);
-    const q = quantizeQ4MinMax(w, 1, 35);
+    const q = quantizeQ4(w, 1, 35);
     expect([wordsPerRow(4, 35), groupsPerRow(35), zeroWordsPerRow(35)]).toEqual([5, 2, 1]);
     expect(q.qweight.length).toBe(5);
     expect(q.scales.length).toBe(2);
@@ -103,7 +103,7 @@ describe('q4 block-32 quantisation with zero points', () => {
     [2, 300], // 10 blocks: zero points spill into a second word
   ])('min/max ranges round-trip a %i × %i matrix within half a step per element', (rows, cols) => {
     const w = seeded(rows * cols, rows * 7 + cols, -1, 3);
-    const q = quantizeQ4MinMax(w, rows, cols);
+    const q = quantizeQ4(w, rows, cols);
     const d = dequantize(q);
     let worst = 0; // largest error in steps
     for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) worst = Math.max(worst, Math.abs(d[r * cols + k] - w[r * cols + k]) / quantScale(q, r, k));
@@ -119,7 +119,7 @@ describe('q4 block-32 quantisation with zero points', () => {
     // Box–Muller over the seeded uniforms: bell-shaped blocks, where clipping the rare extremes pays.
     const u = seeded(2 * rows * cols, rows + cols, 1e-6, 1);
     const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sqrt(-2 * Math.log(u[2 * i])) * Math.cos(2 * Math.PI * u[2 * i + 1]));
-    const [a, b] = [dequantize(quantizeQ4(w, rows, cols)), dequantize(quantizeQ4MinMax(w, rows, cols))];
+    const [a, b] = [dequantize(quantizeQ4(w, rows, cols, Q4_CLIP_STEPS)), dequantize(quantizeQ4(w, rows, cols))];
     for (let r = 0; r < rows; r++)
       for (let k0 = 0; k0 < cols; k0 += 32) {
         const sse = (d: Float32Array) => w.subarray(r * cols + k0, r * cols + Math.min(cols, k0 + 32)).reduce((s, v, j) => s + (v - d[r * cols + k0 + j]) ** 2, 0);
@@ -133,7 +133,7 @@ describe('q4 block-32 quantisation with zero points', () => {
   it('picks, per block, the shrink factor with the least squared error (below 1 for some of 8 gaussian blocks)', () => {
     const u = seeded(512, 11, 1e-6, 1);
     const w = Float32Array.from({ length: 256 }, (_, i) => Math.sqrt(-2 * Math.log(u[2 * i])) * Math.cos(2 * Math.PI * u[2 * i + 1]));
-    const q = quantizeQ4(w, 1, 256);
+    const q = quantizeQ4(w, 1, 256, Q4_CLIP_STEPS);
     const picked: number[] = [];
     for (let g = 0; g < 8; g++) {
       const b = w.subarray(32 * g, 32 * g + 32);
@@ -149,7 +149,6 @@ describe('q4 block-32 quantisation with zero points', () => {
       expect([quantScale(q, 0, 32 * g), quantZero(q, 0, 32 * g)]).toEqual([cand[best].s, cand[best].z]);
     }
     expect(picked.some((i) => i > 0)).toBe(true);
-    expect(quantizeQ4(w, 1, 256, [1])).toEqual(quantizeQ4MinMax(w, 1, 256));
     expect(Q4_CLIP_STEPS[0]).toBe(1);
   });
 
@@ -189,6 +188,29 @@ describe('validation, sizes and config', () => {
       expect(isQuantizedWeight(n)).toBe(true);
     for (const n of ['encoder.layer.3.attention.self.query.bias', 'embeddings.position_embeddings.weight', 'embeddings.LayerNorm.weight', 'sparse_linear.weight', 'pos_embeddings.weight', 'layers.0.input_layernorm.weight', 'lm_head.weight'])
       expect(isQuantizedWeight(n)).toBe(false);
+  });
+
+  it('q4 storage stores only the FFN input projections at 4 bits; int8 storage every matrix at 8', () => {
+    const four = ['encoder.layer.0.intermediate.dense.weight', 'encoder.layer.11.intermediate.dense.weight', 'layers.3.mlp.gate_proj.weight', 'layers.0.mlp.up_proj.weight'];
+    const eight = [
+      'encoder.layer.0.attention.self.query.weight',
+      'encoder.layer.0.attention.self.key.weight',
+      'encoder.layer.0.attention.self.value.weight',
+      'encoder.layer.0.attention.output.dense.weight',
+      'encoder.layer.0.output.dense.weight',
+      'layers.1.self_attn.q_proj.weight',
+      'layers.1.self_attn.v_proj.weight',
+      'layers.1.self_attn.o_proj.weight',
+      'layers.1.mlp.down_proj.weight',
+      'embeddings.word_embeddings.weight',
+      'embed_tokens.weight',
+      'colbert_linear.weight',
+    ];
+    expect(four.map((n) => weightBits(n, 4))).toEqual([4, 4, 4, 4]);
+    expect(eight.map((n) => weightBits(n, 4))).toEqual(eight.map(() => 8));
+    expect([...four, ...eight].map((n) => weightBits(n, 8))).toEqual([...four, ...eight].map(() => 8));
+    // q, k, v (and gate, up) share bits: the engine stacks them into one matmul.
+    expect(new Set(['query', 'key', 'value'].map((x) => weightBits(`encoder.layer.2.attention.self.${x}.weight`, 4))).size).toBe(1);
   });
 
   it('parses quantization_config and rejects other layouts', () => {

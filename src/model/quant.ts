@@ -8,19 +8,22 @@ import { f16ToF32, f32ToF16 } from './tensor.ts';
  *
  * - int8: per-output-channel (per row) symmetric: scale = max|w_row| / 127, code ∈ [−127, 127], zero 0.
  * - q4: block-wise over each row, 32 consecutive input features per block (Q4_GROUP_SIZE), with a 4-bit zero
- *   point: scale = a · (max(hi, 0) − min(lo, 0)) / 15 rounded to f16, zero = round(−a · min(lo, 0) / scale) ∈ [0, 15],
- *   code = clamp(round(w / scale) + zero, 0, 15), where the shrink factor a ∈ Q4_CLIP_STEPS (1, 0.975, …, 0.6) is the
- *   one with the least squared block error (the clipping search of llama.cpp's k-quants / AWQ's range search, on a
- *   grid): 0.968 × min/max's relative RMSE on gaussian weights (src/model/quant.test.ts). Layout version 1 folders
- *   were written with a = 1 (quantizeQ4MinMax); both read the same way.
- * - Under q4 storage, Q4_INT8_WEIGHTS stay int8 (weightBits): see its comment for the measurement.
+ *   point: scale = (max(hi, 0) − min(lo, 0)) / 15 rounded to f16, zero = round(−min(lo, 0) / scale) ∈ [0, 15],
+ *   code = clamp(round(w / scale) + zero, 0, 15). A clipping search (quantizeQ4's `clip`, Q4_CLIP_STEPS: shrink the
+ *   range by a ∈ 1, 0.975, …, 0.6 per block, keep the least squared error, as llama.cpp's k-quants / AWQ search
+ *   ranges) cuts the weight RMSE to 0.968 × min/max's on gaussian weights, but it LOWERED the embeddings' cosine to
+ *   f32 with every matrix at q4 (`npx tsx tools/quant-sensitivity.ts --rounding mse|minmax`: bert 0.9504 → 0.9485,
+ *   xlm-r ColBERT 0.9717 → 0.9572, m3BERT 0.9459 → 0.9447; m3-tiny 0.9969 → 0.9976, ColBERT 0.9884 → 0.9889): it
+ *   moves the error onto the largest weights. So the default stays min/max.
+ * - Under q4 storage only Q4_4BIT_WEIGHTS (the FFN input projections) get 4 bits, the rest int8 (weightBits): see
+ *   its comment for the measurement.
  *
  * Why a zero point for q4: relative RMSE ‖w − deq(w)‖ / ‖w‖ (`npx tsx tools/quant-error.ts`; f16 scales, blocks of 32):
  *
- *   |                                       | int8 per row | q4 sym max|w|/7 | q4 sym Q4_0 (signed max / −8) | q4 zero point |
- *   | uniform [−1, 1), 1024 × 1024          | 0.0039       | 0.0681          | 0.0650                        | 0.0635        |
- *   | gaussian, 1024 × 1024                 | 0.0079       | 0.0971          | 0.0860                        | 0.0809        |
- *   | m3-tiny, its 2-D weights but pos_emb  | 0.0066       | 0.0970          | 0.0859                        | 0.0807        |
+ *   |                                       | int8 per row | q4 sym max|w|/7 | q4 sym Q4_0 (signed max / −8) | q4 zero point | + clip search |
+ *   | uniform [−1, 1), 1024 × 1024          | 0.0039       | 0.0681          | 0.0650                        | 0.0635        | 0.0612        |
+ *   | gaussian, 1024 × 1024                 | 0.0079       | 0.0971          | 0.0860                        | 0.0809        | 0.0783        |
+ *   | m3-tiny, its 45 2-D weights but pos   | 0.0065       | 0.0967          | 0.0856                        | 0.0806        | 0.0780        |
  *
  * The zero point cuts the error 6% below the best symmetric rule for 0.125 bit per weight (a nibble per
  * block): 4.625 bits per weight in all, with the f16 scale. int8 stays symmetric: its error is already 12×
@@ -86,14 +89,15 @@ export function quantizeInt8(w: Float32Array, rows: number, cols: number): Quant
   return { bits: 8, rows, cols, qweight, scales, qzeros: null };
 }
 
-/** Shrink factors of a block's range that quantizeQ4 tries (1 = min/max): 1, 0.975, …, 0.6. */
+/** Shrink factors of a block's range for quantizeQ4's clipping search (1 = min/max): 1, 0.975, …, 0.6. */
 export const Q4_CLIP_STEPS: readonly number[] = Array.from({ length: 17 }, (_, i) => 1 - 0.025 * i);
 
 /**
  * Block-32 4-bit with a zero point per block (see the header). w: (rows, cols) f32. `clip` lists the range shrink
- * factors to try per block (default Q4_CLIP_STEPS; [1] is plain min/max): the one with the least squared error wins.
+ * factors to try per block (default [1]: min/max, what the engine and npm run quantize use; Q4_CLIP_STEPS: the
+ * clipping search, measured in the header): the one with the least squared error wins, the first on ties.
  */
-export function quantizeQ4(w: Float32Array, rows: number, cols: number, clip: readonly number[] = Q4_CLIP_STEPS): QuantizedMatrix {
+export function quantizeQ4(w: Float32Array, rows: number, cols: number, clip: readonly number[] = [1]): QuantizedMatrix {
   checkShape(w, rows, cols, 'quantizeQ4');
   const wpr = wordsPerRow(4, cols);
   const G = groupsPerRow(cols);
@@ -140,9 +144,6 @@ export function quantizeQ4(w: Float32Array, rows: number, cols: number, clip: re
   return { bits: 4, rows, cols, qweight, scales, qzeros };
 }
 
-/** quantizeQ4 with plain min/max ranges (layout version 1's only rule; tools/quant-sensitivity.ts compares). */
-export const quantizeQ4MinMax = (w: Float32Array, rows: number, cols: number): QuantizedMatrix => quantizeQ4(w, rows, cols, [1]);
-
 /** The signed code of element (r, k) (int8: −127..127; q4: 0..15). */
 export function quantCode(q: QuantizedMatrix, r: number, k: number): number {
   const word = q.qweight[r * wordsPerRow(q.bits, q.cols) + Math.floor(k / codesPerWord(q.bits))];
@@ -179,7 +180,7 @@ function assertBits(q: QuantizedMatrix, bits: QuantBits): void {
   if (q.bits !== bits) throw new InvalidInputError(`expected a ${bits}-bit quantised matrix`, { expected: `bits ${bits}`, received: q.bits });
 }
 
-/** Quantises with `bits` (q4 with quantizeQ4's default clipping search). */
+/** Quantises with `bits` (q4 with min/max ranges). */
 export function quantize(w: Float32Array, rows: number, cols: number, bits: QuantBits): QuantizedMatrix {
   return bits === 8 ? quantizeInt8(w, rows, cols) : quantizeQ4(w, rows, cols);
 }
@@ -205,14 +206,31 @@ export function isQuantizedWeight(name: string): boolean {
 }
 
 /**
- * The weights q4 storage keeps at int8 (canonical names): see Q4_INT8 in the header for the measurement. Under int8
- * storage every quantised weight is int8.
+ * The only weights q4 storage stores at 4 bits: the FFN's input projections (BERT / XLM-R `intermediate.dense`,
+ * m3BERT `mlp.gate_proj` / `mlp.up_proj`); every other quantised weight stays int8 (weightBits). Why (issue #18's bound,
+ * q4 cos ≥ 0.99 vs f32 for every family at every exit; `npx tsx tools/quant-sensitivity.ts`, CPU reference on the
+ * dequantised weights, worst cosine over exits × dims and ColBERT tokens): one class at a time at q4 (rest f32), the
+ * random-weight fixtures bert / xlm-r (ColBERT) / m3BERT and the trained m3-tiny (ColBERT):
+ *
+ *   | class at q4   | bert   | xlm-r  | xlm-r ColBERT | m3BERT | m3-tiny | m3-tiny ColBERT |
+ *   | word table    | 0.9980 | 0.9913 | 0.9933        | 0.9814 | 0.9972  | 0.9938          |
+ *   | q             | 0.9986 | 0.9862 | 0.9971        | 0.9952 | 1.0000  | 1.0000          |
+ *   | k             | 0.9991 | 0.9957 | 0.9958        | 0.9815 | 1.0000  | 1.0000          |
+ *   | v             | 0.9915 | 0.9916 | 0.9950        | 0.9870 | 0.9999  | 1.0000          |
+ *   | o             | 0.9919 | 0.9910 | 0.9940        | 0.9907 | 0.9999  | 1.0000          |
+ *   | ffn_in        | 0.9967 | 0.9971 | 0.9934        | 0.9934 | 1.0000  | 1.0000          |
+ *   | ffn_out       | 0.9965 | 0.9945 | 0.9951        | 0.9966 | 1.0000  | 1.0000          |
+ *   | colbert       | 1.0000 | 1.0000 | 0.9951        | 1.0000 | 1.0000  | 0.9930          |
+ *
+ * (min/max rounding, the default: see the header on the clipping search.) On random weights nearly every
+ * class alone costs 0.003–0.019 of cosine and the drops add up, so only ffn_in fits under 0.01 on all three
+ * families; on the trained m3-tiny the block matmuls cost ≤ 1e-4 and only the word table and colbert_linear matter.
  */
-export const Q4_INT8_WEIGHTS = /^$/;
+export const Q4_4BIT_WEIGHTS = /^(encoder\.layer\.\d+\.intermediate\.dense|layers\.\d+\.mlp\.(gate|up)_proj)\.weight$/;
 
-/** The bits weight `name` (canonical, isQuantizedWeight) is stored with under `bits` storage ('int8' 8, 'q4' 4). */
+/** The bits weight `name` (canonical, isQuantizedWeight) is stored with under `bits` storage: int8 8; q4 4 for Q4_4BIT_WEIGHTS, else 8. */
 export function weightBits(name: string, bits: QuantBits): QuantBits {
-  return bits === 4 && Q4_INT8_WEIGHTS.test(name) ? 8 : bits;
+  return bits === 4 && !Q4_4BIT_WEIGHTS.test(name) ? 8 : bits;
 }
 
 /** Layout versions this code reads: 1 (every matrix has the config's bits) and 2 (each matrix's bits in `__metadata__`). */
@@ -222,7 +240,7 @@ export type QuantLayoutVersion = (typeof QUANT_LAYOUT_VERSIONS)[number];
 /** `quantization_config` in config.json of a pre-quantised folder (src/model/QUANT.md). */
 export interface QuantizationConfig {
   quant_method: 'm3web';
-  /** The storage: 8 (every matrix int8) or 4 (q4; version 2 keeps weightBits' int8 weights at 8 bits). */
+  /** The storage: 8 (every matrix int8) or 4 (q4: version 2 stores only Q4_4BIT_WEIGHTS at 4 bits, the rest at 8). */
   bits: QuantBits;
   /** 32 for q4; −1 (one group per row, the GPTQ convention for per-channel) for int8. */
   group_size: number;

@@ -1,10 +1,10 @@
 import type { LoadedModel } from '../../src/model/load.ts';
-import { isQuantizedWeight, quantize, type QuantBits, type QuantizedMatrix } from '../../src/model/quant.ts';
+import { isQuantizedWeight, quantize, weightBits, type QuantBits, type QuantizedMatrix } from '../../src/model/quant.ts';
 import { toFloat32 } from '../../src/model/tensor.ts';
 
 /**
  * A loaded f32 model as a pre-quantised folder loads (src/model/load.ts, src/model/QUANT.md): every isQuantizedWeight
- * matrix, encoder or head, quantised to `bits` in memory and moved from `weights` / `heads` into `quantized`. Shared by
+ * matrix, encoder or head, quantised to its weightBits(name, bits) in memory and moved from `weights` / `heads` into `quantized`. Shared by
  * the CPU backend's quantised tests (src/cpu/quantized*.test.ts), which compare engines on exactly these matrices.
  */
 export function quantizedModel(m: LoadedModel, bits: QuantBits): LoadedModel {
@@ -14,7 +14,7 @@ export function quantizedModel(m: LoadedModel, bits: QuantBits): LoadedModel {
   for (const map of [weights, heads])
     for (const [name, t] of map) {
       if (!isQuantizedWeight(name)) continue;
-      quantized.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], bits));
+      quantized.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, bits)));
       map.delete(name);
     }
   return { ...m, weights, heads, quantized };
