@@ -106,11 +106,8 @@ export async function findQuantCopy(cache: CacheLike, source: ModelSource, dtype
     if (!hit?.headers.has(ABSENT)) return null;
   }
   const local = new Set([...Object.keys(m.files), ...m.absent]);
-  return {
-    ...source,
-    describe: () => `${source.describe()}, ${dtype} weights quantised in this browser (model cache)`,
-    url: (file: string) => (local.has(file) ? fileUrl(base, file) : source.url(file)),
-  } as ModelSource;
+  // Same id and description as the source: it is the same model (M3Client keys its calibration by ModelInfo.source).
+  return { ...source, url: (file: string) => (local.has(file) ? fileUrl(base, file) : source.url(file)) } as ModelSource;
 }
 
 /**
