@@ -1,7 +1,7 @@
 /** Model card and device panel: what was loaded, and where and how it runs. */
-import { byId, camelWrap, facts, fmtBytes, h } from './dom.ts';
+import { byId, camelWrap, facts, fmtBytes, h, waitingText } from './dom.ts';
 import type { Session } from './m3.ts';
-import { on } from './state.ts';
+import { on, state } from './state.ts';
 
 function card(s: Session): void {
   const i = s.info;
@@ -29,9 +29,11 @@ function device(s: Session): void {
   const backend = i.backend;
   const why = s.plan.backendReason ?? i.backendReason ?? (a && !a.ok ? `no WebGPU: ${a.reason}` : 'chosen by the client');
   const rows: [string | HTMLElement, string][] = [['backend', `${backend} (${why})`]];
+  // Two groups, side by side where the panel is wide: how the model runs, and the WebGPU adapter it found.
+  const gpu: [string | HTMLElement, string][] = [];
   if (a?.ok) {
     const ad = a.adapter;
-    rows.push(
+    gpu.push(
       ['vendor', ad.vendor || '(not reported)'],
       ['architecture', ad.architecture || '(not reported)'],
       ['description', ad.description || '(not reported)'],
@@ -40,19 +42,28 @@ function device(s: Session): void {
     );
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'] as const) {
       const v = (ad.limits as Record<string, number>)[k];
-      if (v !== undefined) rows.push([camelWrap(k), v.toLocaleString('en')]);
+      if (v !== undefined) gpu.push([camelWrap(k), v.toLocaleString('en')]);
     }
   }
   const c = s.cost;
   const src = s.stats.calibration === 'cache' ? 'from the cache (this device measured before)' : s.stats.calibration === 'measured' ? `measured now (${s.stats.calibrationRuns} runs)` : 'not measured (flops estimate)';
   rows.push(
     ['calibration', src],
-    ['cost model', `ms ≈ ${c.a.toFixed(2)} + ${c.b.toExponential(2)}·T·l + ${c.c.toExponential(2)}·T²·l (${c.timer})`],
+    ['cost model', costText(c)],
     ['cross-origin isolated', crossOriginIsolated ? 'yes (wasm may use threads)' : 'no (wasm runs single-threaded)'],
-    ...(i.threads !== undefined ? [['CPU backend threads', String(i.threads)] as [string, string]] : []),
+    // Why 1 thread on an isolated page: onnxruntime-web's default is min(4, ⌈cores/2⌉) (src/cpu/ort.ts, chooseThreads).
+    ...(i.threads !== undefined ? [['CPU backend threads', `${i.threads}${crossOriginIsolated ? ` (onnxruntime-web's default for ${navigator.hardwareConcurrency} logical cores: min(4, ⌈cores/2⌉))` : ''}`] as [string, string]] : []),
   );
-  byId('device-body').replaceChildren(facts(rows));
+  const group = (title: string, r: typeof rows) => h('div', {}, h('h3', {}, title), facts(r));
+  byId('device-body').replaceChildren(h('div', { class: 'facts-groups' }, group('How it runs', rows), gpu.length ? group('WebGPU adapter', gpu) : null));
   byId('device').dataset.ready = 'true';
+}
+
+/** The latency model in readable numbers: 3 significant digits, zero terms left out, its variables named. */
+function costText(c: Session['cost']): string {
+  const n = (x: number) => (Math.abs(x) >= 0.01 ? String(Number(x.toPrecision(3))) : x.toExponential(2));
+  const terms = [c.a ? n(c.a) : '', c.b ? `${n(c.b)}·T·l` : '', c.c ? `${n(c.c)}·T²·l` : ''].filter(Boolean);
+  return `ms ≈ ${terms.join(' + ') || '0'} for T tokens through l layers (timer: ${c.timer})`;
 }
 
 export function initCard(): void {
@@ -62,7 +73,13 @@ export function initCard(): void {
   });
   // The backend, its reason and the cost model can change after the start (a re-plan): the panel follows.
   on('replan', ({ session }) => device(session));
-  byId('card-body').replaceChildren(h('p', {}, 'loading…'));
+  const waiting = () => {
+    if (state.session) return; // the open model stays in use while another loads or fails
+    byId('card-body').replaceChildren(h('p', { class: 'muted' }, waitingText(state.load)));
+    byId('device-body').replaceChildren(h('p', { class: 'muted' }, waitingText(state.load)));
+  };
+  on('load', waiting);
+  waiting();
 }
 
 /** Which prompt the embeddings get: the model's default prompt (prepended to every text unless a call names another), or none. */

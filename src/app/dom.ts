@@ -1,4 +1,5 @@
 /** Small DOM helpers shared by the views: element builder, formatting, typed error display. */
+import type { LoadState } from './state.ts';
 
 type Child = Node | string | number | null | undefined | false;
 
@@ -58,6 +59,11 @@ export function errorText(e: unknown): string {
 /** Replaces the content of `el` with the error, announced to screen readers. */
 export function showError(el: HTMLElement, e: unknown): void {
   el.replaceChildren(h('p', { class: 'error', role: 'alert' }, errorText(e)));
+}
+
+/** What a view without a model says: waiting (with where the progress is), or that the load failed. */
+export function waitingText(l: LoadState): string {
+  return l.state === 'error' ? 'No model is open: loading failed (the error is shown under Model).' : 'Waiting for the model to load (progress under Model).';
 }
 
 export function isAbort(e: unknown): boolean {

@@ -6,7 +6,7 @@
 import { storeLocalModel } from '../model/file-cache.ts';
 import { byId, errorText, fmtBytes, h, showError } from './dom.ts';
 import { Session, type ClientProgress } from './m3.ts';
-import { emit, state } from './state.ts';
+import { emit, on, state, type LoadState } from './state.ts';
 
 export interface BundledModel {
   url: string;
@@ -51,14 +51,47 @@ class DownloadMeter {
   }
 }
 
-function setProgress(text: string, value?: number, max?: number): void {
-  const bar = byId<HTMLProgressElement>('load-progress');
-  bar.hidden = value === undefined;
-  if (value !== undefined) {
-    bar.max = max ?? 1;
-    bar.value = value;
+/**
+ * The model panel's status line and bar. `value` null: an indeterminate bar, for phases without a count (the worker
+ * starting, the wait before the first timed run), so a slow first visit never looks stalled. The same text goes to
+ * the strip at the top of the page (#busy), shown while the model panel is scrolled out of view.
+ */
+function setProgress(text: string, value?: number | null, max?: number): void {
+  for (const id of ['load-progress', 'busy-progress']) {
+    const bar = byId<HTMLProgressElement>(id);
+    bar.hidden = value === undefined;
+    if (value === null) bar.removeAttribute('value');
+    else if (value !== undefined) {
+      bar.max = max ?? 1;
+      bar.value = value;
+    }
   }
   byId('load-text').textContent = text;
+  byId('busy-text').textContent = text;
+}
+
+/** Load state for the other views, the busy strip and the seconds counter (once a second, outside the live region so screen readers are not told each tick). */
+let ticker: ReturnType<typeof setInterval> | undefined;
+function setLoadState(st: LoadState['state'], text: string): void {
+  clearInterval(ticker);
+  const elapsed = byId('load-elapsed');
+  elapsed.textContent = '';
+  document.documentElement.dataset.loading = String(st === 'loading');
+  if (st === 'loading') {
+    const t0 = performance.now();
+    ticker = setInterval(() => (elapsed.textContent = `${Math.round((performance.now() - t0) / 1000)} s`), 1000);
+  } else byId('load-note').hidden = true;
+  emit('load', { state: st, text });
+}
+
+/** The busy strip shows only while a model loads and the model panel's own status is off screen. */
+function watchBusyStrip(): void {
+  const strip = byId('busy');
+  let statusVisible = true;
+  const update = () => (strip.hidden = statusVisible || document.documentElement.dataset.loading !== 'true');
+  if (typeof IntersectionObserver !== 'undefined') new IntersectionObserver(([e]) => ((statusVisible = e.isIntersecting), update())).observe(byId('load-status'));
+  on('load', update);
+  strip.addEventListener('click', () => byId('models').scrollIntoView({ behavior: 'smooth' }));
 }
 
 /** Opens `url` as the new session; the old one is disposed once the new one is ready. */
@@ -68,16 +101,28 @@ export async function openModel(url: string, label: string, random: boolean): Pr
   const status = byId('load-status');
   status.dataset.state = 'loading';
   byId('model-warning').hidden = !random;
-  setProgress(`opening ${label}…`, 0, 1);
+  byId('load-error').replaceChildren();
+  setProgress(`opening ${label}…`, null);
+  setLoadState('loading', `opening ${label}…`);
+  // Calibration passes: on a software adapter the client times WebGPU, then the CPU backend (src/client/startup.ts);
+  // each pass reports its own runs from 1, so a count that starts again is the next pass.
+  let pass = 0;
+  let lastDone = Infinity;
   const onProgress = (p: ClientProgress): void => {
     if (ticket !== loading) return;
     if (p.phase === 'download') {
       const m = meter.update(p.file, p.loaded, p.total);
-      setProgress(`${p.file}: ${fmtBytes(m.loaded)} of ${fmtBytes(m.total)}${m.eta !== null ? `, about ${Math.ceil(m.eta)} s left` : ''}`, m.loaded, Math.max(1, m.total));
+      setProgress(`downloading ${p.file}: ${fmtBytes(m.loaded)} of ${fmtBytes(m.total)}${m.eta !== null ? `, about ${Math.ceil(m.eta)} s left` : ''}`, m.loaded, Math.max(1, m.total));
     } else if (p.phase === 'calibrate') {
-      setProgress(p.cached ? 'calibration read from the cache' : `calibrating the cost model: ${p.done} of ${p.total} runs`, p.done, Math.max(1, p.total));
+      if (p.cached) return setProgress('calibration read from the cache (this device was measured before)', null);
+      if (p.done <= lastDone) pass++;
+      lastDone = p.done;
+      byId('load-note').hidden = false;
+      setProgress(`measuring this device's speed${pass > 1 ? ` (pass ${pass})` : ''}: ${p.done} of ${p.total} runs`, p.done, Math.max(1, p.total));
     } else if (p.phase === 'loaded') {
-      setProgress(`weights loaded (${fmtBytes(p.bytes)}); calibrating…`);
+      setProgress(`weights loaded (${fmtBytes(p.bytes)}); preparing the calibration…`, null);
+    } else if (p.phase === 'quantize') {
+      setProgress(`quantising weights: ${p.done} of ${p.total}`, p.done, Math.max(1, p.total));
     }
   };
   let opened: Session | null = null;
@@ -93,15 +138,15 @@ export async function openModel(url: string, label: string, random: boolean): Pr
     status.dataset.state = 'ready';
     setProgress(`ready: ${label}`);
     byId('model-current').textContent = label;
+    setLoadState('ready', `ready: ${label}`);
     emit('session', session);
   } catch (e) {
     if (ticket !== loading) return;
     status.dataset.state = 'error';
     setProgress('');
     showError(byId('load-error'), e);
-    return;
+    setLoadState('error', errorText(e));
   }
-  byId('load-error').replaceChildren();
 }
 
 /** Files of a directory handle, with paths relative to it. */
@@ -148,6 +193,7 @@ async function openLocal(name: string, files: { path: string; file: File }[]): P
 }
 
 export function initModelPicker(): void {
+  watchBusyStrip();
   const select = byId<HTMLSelectElement>('model-select');
   const start = startModel();
   select.replaceChildren(...BUNDLED.map((m, i) => h('option', { value: String(i), selected: m.url === start.url }, m.label)));

@@ -1,12 +1,12 @@
 /**
  * Budget and plan: a latency / memory / quality budget the planner answers, or layers and dims set by
  * hand with sliders; the choice and why; the frontier (latency vs quality, memory on a second axis)
- * drawn with uPlot, with the current point.
+ * drawn with uPlot, with the current point, and every candidate in a table (frontier.ts).
  */
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
-import { byId, facts, fmtMs, h, showError } from './dom.ts';
+import type uPlot from 'uplot';
+import { byId, facts, fmtMs, h, showError, waitingText } from './dom.ts';
 import type { Budget, Candidate, Session } from './m3.ts';
+import { candidateTable, drawFrontier } from './frontier.ts';
 import { emit, on, state, type Point } from './state.ts';
 
 let chart: uPlot | null = null;
@@ -49,7 +49,7 @@ function explain(s: Session, p: Point): void {
   const fits = all.filter((x) => within(x, b)).length;
   const manual = !planned || planned.layers !== p.layers || planned.dims !== p.dims;
   const why = manual
-    ? `set by hand with the sliders${planned ? `; the planner's choice for this budget is ${planned.layers} layers × ${planned.dims} dims` : ''}`
+    ? `set by hand (sliders or the table)${planned ? `; the planner's choice for this budget is ${planned.layers} layers × ${planned.dims} dims` : ''}`
     : `the planner's choice: the highest predicted quality among the ${fits} of ${all.length} candidates within the budget${c?.trained ? ', at a trained exit' : ''} (quality: ${s.plan.qualitySource}, cost: ${s.plan.costSource})`;
   const el = byId('plan-text');
   el.dataset.layers = String(p.layers);
@@ -63,40 +63,14 @@ function explain(s: Session, p: Point): void {
       ['why', why],
     ]),
   );
-  drawChart(s, c ?? null);
-}
-
-function drawChart(s: Session, current: Candidate | null): void {
-  const front = s.frontier();
-  const xs = [...new Set([...front.map((c) => c.latencyMs), ...(current ? [current.latencyMs] : [])])].sort((a, b) => a - b);
-  const at = (list: Candidate[], f: (c: Candidate) => number) => xs.map((x) => list.find((c) => c.latencyMs === x)).map((c) => (c ? f(c) : null));
-  const data: uPlot.AlignedData = [xs, at(front, (c) => c.quality), at(front, (c) => c.memoryMB), at(current ? [current] : [], (c) => c.quality)];
-  const box = byId('frontier');
-  const width = Math.max(260, box.clientWidth || 600);
-  if (chart && chart.width === width) return chart.setData(data);
-  chart?.destroy();
-  chart = new uPlot(
-    {
-      width,
-      height: 240,
-      title: 'Frontier: predicted latency vs quality (memory on the right axis)',
-      // Quality is a share of the full model (≤ 1): a fixed axis, so a one-point frontier (m3-tiny's) is not drawn on an auto range of 0..2.
-      scales: { x: { time: false }, y: { auto: false, range: [0, 1.02] }, mb: { auto: true } },
-      axes: [
-        { label: 'latency (ms)', stroke: '#333' },
-        { label: 'quality (share of full)', stroke: '#333' },
-        { side: 1, scale: 'mb', label: 'memory (MB)', stroke: '#555', grid: { show: false } },
-      ],
-      series: [
-        { label: 'latency (ms)' },
-        { label: 'frontier quality', stroke: '#1f5fbf', width: 2, spanGaps: true, points: { show: true, size: 6 } },
-        { label: 'memory (MB)', stroke: '#8a5a00', scale: 'mb', dash: [6, 4], spanGaps: true, points: { show: true, size: 4 } },
-        { label: 'current point', stroke: '#c0182b', fill: '#c0182b', width: 0, points: { show: true, size: 12, fill: '#c0182b' }, paths: () => null },
-      ],
-      legend: { show: true, live: false },
-    },
-    data,
-    box,
+  chart = drawFrontier(byId('frontier'), s, c ?? null, chart);
+  byId('candidates-count').textContent = String(all.length);
+  byId('candidates').hidden = false;
+  byId('candidates-body').replaceChildren(
+    candidateTable(s, p, (q) => {
+      setSliders(q);
+      onPoint();
+    }),
   );
 }
 
@@ -180,5 +154,7 @@ export function initPlan(): void {
       explain(state.session, state.point);
     }
   });
-  byId('plan-text').replaceChildren(h('p', {}, 'waiting for the model…'));
+  const waiting = () => !state.session && byId('plan-text').replaceChildren(h('p', { class: 'muted' }, waitingText(state.load)));
+  on('load', waiting);
+  waiting();
 }

@@ -4,8 +4,8 @@
  * per-mode scores, the index's size and the query latency.
  */
 import { DEMO_CORPUS } from './corpus.ts';
-import { byId, errorText, fmtBytes, fmtMs, h, isAbort, showError } from './dom.ts';
-import type { DemoIndex, SearchMode } from './m3.ts';
+import { byId, errorText, fmtBytes, fmtMs, h, isAbort, showError, waitingText } from './dom.ts';
+import type { DemoIndex, SearchHit, SearchMode } from './m3.ts';
 import { on, state } from './state.ts';
 
 let index: DemoIndex | null = null;
@@ -63,6 +63,9 @@ async function buildIndex(): Promise<void> {
     byId('search').dataset.indexed = String(docs.length);
     byId<HTMLInputElement>('query').disabled = false;
     for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.disabled = r.value !== 'dense' && !idx.outputs.includes(r.value === 'hybrid' ? 'sparse' : (r.value as 'sparse' | 'colbert'));
+    // Hybrid is the default (the tiny bundled model ranks best with all three heads); a dense-only model falls back to dense.
+    const checked = document.querySelector<HTMLInputElement>('input[name="mode"]:checked');
+    if (!checked || checked.disabled) document.querySelector<HTMLInputElement>('input[name="mode"][value="dense"]')!.checked = true;
     if (byId<HTMLInputElement>('query').value.trim()) void runQuery();
   } catch (e) {
     setIndexProgress(0, 0, isAbort(e) ? 'indexing cancelled; the previous index (if any) is still searchable' : '');
@@ -73,6 +76,13 @@ async function buildIndex(): Promise<void> {
     byId<HTMLButtonElement>('index-btn').disabled = false;
   }
 }
+
+const MODE_TEXT: Record<SearchMode, string> = {
+  dense: 'dense cosine',
+  sparse: 'sparse lexical weights of shared tokens',
+  colbert: 'ColBERT late interaction (MaxSim over token vectors)',
+  hybrid: 'hybrid: weighted dense + sparse + ColBERT',
+};
 
 function mode(): SearchMode {
   return (document.querySelector<HTMLInputElement>('input[name="mode"]:checked')?.value ?? 'dense') as SearchMode;
@@ -90,20 +100,23 @@ async function runQuery(): Promise<void> {
     const hits = await index.search(q, mode(), 5, ctl.signal);
     if (ctl !== querying) return;
     const ms = performance.now() - t0;
-    const score = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+    // Only the scores this mode computed: "sparse — · colbert —" on every dense hit was noise.
+    const scores = (hit: SearchHit) =>
+      (['dense', 'sparse', 'colbert'] as const)
+        .filter((k) => hit.scores[k] !== null && hit.scores[k] !== undefined)
+        .map((k) => `${k} ${hit.scores[k]!.toFixed(3)}`)
+        .join(' · ');
+    if (!hits.length) {
+      out.replaceChildren(h('p', {}, mode() === 'sparse' ? 'No document shares a weighted token with the query (sparse mode matches words, not meanings): try dense or hybrid.' : 'No hits.'));
+      byId('query-latency').textContent = `query latency ${fmtMs(ms)}`;
+      return;
+    }
     out.replaceChildren(
-      h('p', { class: 'muted' }, `${hits.length} hits in ${fmtMs(ms)} (${mode()}, query embedded and scored in the page)`),
+      h('p', { class: 'muted' }, `top ${hits.length} of ${texts.length} by ${MODE_TEXT[mode()]}; the query was embedded and scored in the page`),
       h(
         'ol',
         { class: 'hits' },
-        ...hits.map((hit) =>
-          h(
-            'li',
-            { 'data-id': hit.id },
-            h('span', { class: 'hit-text' }, texts[Number(hit.id)] ?? hit.id),
-            h('span', { class: 'scores' }, `score ${hit.score.toFixed(3)} · dense ${score(hit.scores.dense)} · sparse ${score(hit.scores.sparse)} · colbert ${score(hit.scores.colbert)}`),
-          ),
-        ),
+        ...hits.map((hit) => h('li', { 'data-id': hit.id }, h('span', { class: 'hit-text' }, texts[Number(hit.id)] ?? hit.id), h('span', { class: 'scores' }, `score ${hit.score.toFixed(3)}${mode() === 'hybrid' ? ` (${scores(hit)})` : ''}`))),
       ),
     );
     out.dataset.query = q;
@@ -124,6 +137,9 @@ export function initSearch(): void {
   byId('corpus-count').textContent = String(DEMO_CORPUS.length);
   byId('query').addEventListener('input', () => void runQuery());
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.addEventListener('change', () => void runQuery());
+  const waiting = () => !state.session && (byId('index-status').textContent = waitingText(state.load));
+  on('load', waiting);
+  waiting();
   on('session', () => {
     index = null;
     byId<HTMLButtonElement>('index-btn').disabled = false;

@@ -22,7 +22,7 @@ async function render(): Promise<void> {
                 { 'data-base': m.base },
                 // A copy quantised in this browser replaces the source's weight files (src/model/quant-cache.ts).
                 h('span', {}, h('code', {}, m.base.replace(location.origin, '')), ` — ${m.files.length} files, ${fmtBytes(m.bytes)}${m.quantized.length ? `, weights ${m.quantized.join(' + ')} (quantised in this browser)` : ''}`),
-                h('button', { type: 'button', 'aria-label': `delete ${m.base}`, onclick: () => void deleteCachedModel(m.base).then(render) }, 'Delete'),
+                h('button', { type: 'button', class: 'secondary', 'aria-label': `delete ${m.base}`, onclick: () => void deleteCachedModel(m.base).then(render) }, 'Delete'),
               ),
             ),
           )
