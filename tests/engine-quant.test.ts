@@ -46,12 +46,11 @@ function referenceOf(fixture: string, model: LoadedModel): ReferenceEncoder {
 }
 const TIMEOUT = 900_000;
 /**
- * int8: the issue's bound (cos ≥ 0.999). q4: the issue asks cos ≥ 0.99 and these random-weight fixtures do NOT meet
- * it (measured 0.946–0.996: each 40–52-wide row is only two blocks of 32, and random weights have no redundancy to
- * absorb 8% weight error through three blocks); the floor here is what was measured, less a margin, so a
- * regression still fails. m3-tiny's trained weights are measured against the issue's bound below.
+ * The issue's bounds: int8 cos ≥ 0.999, q4 cos ≥ 0.99. q4 meets its bound on these random-weight fixtures because
+ * it stores only the FFN input projections at 4 bits and the rest at int8 (src/model/quant.ts Q4_4BIT_WEIGHTS: with
+ * every matrix at 4 bits the fixtures measured 0.946–0.974, each class alone costing 0.003–0.019).
  */
-const FIXTURE_COS_MIN = { int8: engineThreshold('int8').cos_min, q4: 0.93 };
+const FIXTURE_COS_MIN = { int8: engineThreshold('int8').cos_min, q4: engineThreshold('q4').cos_min };
 const load = async (name: string) => models.get(name) ?? models.set(name, await loadModel(server.folderUrl(name), { keepWeights: true })).get(name)!;
 
 beforeAll(async () => {
