@@ -247,15 +247,15 @@ export class DenseStore {
     this.checkQuery(q);
     if (this.storage !== 'binary+int8') throw new InvalidInputError('a binary first pass needs "binary+int8" storage', { expected: 'storage "binary+int8"', received: this.storage });
     const qb = signBits(q, undefined, this.centre);
-    const dist = this.arena ? this.arena.hamming(qb, this.n) : hammingJs(this.bits, qb, this.n, this.words);
-    return nearestByCount(dist, this.n, this.words * 32, m, accept);
+    const { dist, hist } = this.arena ? this.arena.hamming(qb, this.n) : hammingJs(this.bits, qb, this.n, this.words);
+    return nearestByCount(dist, this.n, this.words * 32, m, accept, hist);
   }
 
   /**
    * Rescores candidate rows at full dims and stored precision; top-k of them. With the SIMD arena, the
    * candidates are ranked by the kernel's int16-query sums first and only the best k + max(k, 8) get the
    * exact f32-query score, as in `scan`: the JS loop costs ~10× the kernel per candidate, and a long
-   * shortlist (the funnel's 1,000 at 128 dims) is what keeps recall on narrow trained embeddings.
+   * shortlist (the funnel's 2,000 for k = 10) is what keeps recall on narrow trained embeddings.
    */
   rescore(q: Float32Array, rows: ArrayLike<number>, k: number): TopK {
     const heap = new TopK(k);
@@ -328,47 +328,55 @@ function scanI8(q: Float32Array, a: Int8Array, scale: Float32Array, offset: numb
   }
 }
 
-/** Hamming distances of n rows of w sign words to qb (the JS fallback of the WASM kernel). */
-function hammingJs(bits: Uint32Array, qb: Uint32Array, n: number, w: number): Int32Array {
-  const out = new Int32Array(n);
+/** Hamming distances of n rows of w sign words to qb, and their histogram (the JS fallback of the WASM kernel). */
+function hammingJs(bits: Uint32Array, qb: Uint32Array, n: number, w: number): { dist: Int32Array; hist: Int32Array } {
+  const dist = new Int32Array(n);
+  const hist = new Int32Array(32 * w + 1);
   for (let r = 0, o = 0; r < n; r++, o += w) {
     let h = 0;
     for (let j = 0; j < w; j++) h += popcount32(bits[o + j] ^ qb[j]);
-    out[r] = h;
+    dist[r] = h;
+    hist[h]++;
   }
-  return out;
+  return { dist, hist };
 }
 
 /**
- * The m accepted rows of smallest distance (ties: lower row first), sorted, by counting sort over
- * distances 0..maxD. The histogram counts every row, so the threshold assumes all pass `accept`; when
- * rejected rows leave fewer than m, a second collection takes every accepted row (filters are rare and
- * mostly selective, so this keeps `accept` off the common path's non-candidates).
+ * The m accepted rows of smallest distance (ties: lower row first), sorted, by counting: `hist` (every row's
+ * distance counted; computed here when not given) gives the threshold distance t at which m rows are reached;
+ * one pass collects the rows at distance ≤ t, and only those are filtered by `accept` and counting-sorted.
+ * When rejected rows leave fewer than m, every accepted row is collected instead (filters are rare, and a
+ * selective one makes the scan exhaustive anyway).
  */
-export function nearestByCount(dist: Int32Array, n: number, maxD: number, m: number, accept: Accept): Int32Array {
-  const hist = new Int32Array(maxD + 2);
-  for (let r = 0; r < n; r++) hist[dist[r]]++;
+export function nearestByCount(dist: Int32Array, n: number, maxD: number, m: number, accept: Accept, hist?: Int32Array): Int32Array {
+  if (!hist) {
+    hist = new Int32Array(maxD + 1);
+    for (let r = 0; r < n; r++) hist[dist[r]]++;
+  }
   let t = 0;
-  for (let c = 0; t <= maxD; t++) if ((c += hist[t]) >= m) break;
-  const collect = (limit: number): Int32Array => {
-    // Bucket start offsets for distances 0..limit over the accepted rows, then a stable fill (rows ascending).
-    const cnt = new Int32Array(limit + 2);
-    const keep = new Uint8Array(n);
-    let total = 0;
-    for (let r = 0; r < n; r++) {
-      const h = dist[r];
-      if (h <= limit && accept(r)) {
-        keep[r] = 1;
-        cnt[h + 1]++;
-        total++;
+  let within = 0; // rows at distance ≤ t
+  for (; t < maxD; t++) if ((within += hist[t]) >= m) break;
+  if (t === maxD) within = n;
+  const collect = (limit: number, size: number): Int32Array => {
+    const rows = new Int32Array(size);
+    let c = 0;
+    for (let r = 0; r < n; r++) if (dist[r] <= limit) rows[c++] = r;
+    // Filter, then a stable counting sort by distance over the candidates only (rows stay ascending per distance).
+    const start = new Int32Array(limit + 2);
+    let kept = 0;
+    for (let i = 0; i < c; i++) {
+      const r = rows[i];
+      if (accept(r)) {
+        rows[kept++] = r;
+        start[dist[r] + 1]++;
       }
     }
-    for (let h = 1; h <= limit + 1; h++) cnt[h] += cnt[h - 1];
-    const out = new Int32Array(total);
-    for (let r = 0; r < n; r++) if (keep[r]) out[cnt[dist[r]]++] = r;
+    for (let h = 1; h <= limit + 1; h++) start[h] += start[h - 1];
+    const out = new Int32Array(kept);
+    for (let i = 0; i < kept; i++) out[start[dist[rows[i]]]++] = rows[i];
     return out;
   };
-  let out = collect(Math.min(t, maxD));
-  if (out.length < m && t < maxD) out = collect(maxD);
+  let out = collect(t, within);
+  if (out.length < m && t < maxD) out = collect(maxD, n);
   return out.length > m ? out.subarray(0, m) : out;
 }

@@ -7,8 +7,9 @@
 ;; dot_i8_rows(q, a, rows, m, d, p): for j < m, rows[j] (an int32 row index) is replaced by the dot product of
 ;;   that row with q, as dot_i8 computes it: the funnel's rescoring of a shortlist, in place so it needs no
 ;;   second buffer (row j is read before out j is written).
-;; hamming(qb, b, n, w, out): out[r] = popcount(b[r·w .. r·w + w) XOR qb), w u32 words per row, two at a time
-;;   with i64.popcnt.
+;; hamming(qb, b, n, w, out, hist): out[r] = popcount(b[r·w .. r·w + w) XOR qb), w u32 words per row, two at a time
+;;   with i64.popcnt; hist[h] (i32, zeroed by the caller, 32·w + 1 entries) counts the rows at distance h, so the
+;;   caller picks the shortlist's threshold distance without another pass.
 (module
   (memory (export "memory") 1)
   ;; Σ_{i<p} row[i] · q[i]: int8 row at byte offset $row, int16 q; p16 = p rounded down to 16.
@@ -57,8 +58,8 @@
           (call $row_dot (local.get $q) (i32.add (local.get $a) (i32.mul (i32.load (local.get $at)) (local.get $d))) (local.get $p) (local.get $p16)))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $each))))
-  (func (export "hamming") (param $qb i32) (param $b i32) (param $n i32) (param $w i32) (param $out i32)
-    (local $r i32) (local $j i32) (local $row i32) (local $h i64) (local $w2 i32)
+  (func (export "hamming") (param $qb i32) (param $b i32) (param $n i32) (param $w i32) (param $out i32) (param $hist i32)
+    (local $r i32) (local $j i32) (local $row i32) (local $h i64) (local $w2 i32) (local $ha i32)
     (local.set $w2 (i32.and (local.get $w) (i32.const -2)))
     (block $done
       (loop $rows
@@ -80,5 +81,7 @@
               (i32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
               (i32.load (i32.add (local.get $qb) (i32.shl (local.get $j) (i32.const 2)))))))))))
         (i32.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (i32.wrap_i64 (local.get $h)))
+        (local.set $ha (i32.add (local.get $hist) (i32.shl (i32.wrap_i64 (local.get $h)) (i32.const 2))))
+        (i32.store (local.get $ha) (i32.add (i32.load (local.get $ha)) (i32.const 1)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rows)))))

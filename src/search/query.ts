@@ -21,13 +21,14 @@ import type { QueryVectors, SearchHit, SearchOptions } from './types.ts';
 const MODES = ['dense', 'sparse', 'colbert', 'hybrid'];
 
 /**
- * Default shortlist of each first pass, as a multiple of k. Binary: ×100, because sign codes of trained
+ * Default shortlist of each first pass, as a multiple of k. Binary: ×200, because sign codes of trained
  * embeddings rank coarsely: on m3-tiny × SciFact (5,183 abstracts, 300 queries, 128 dims) recall@10 against
- * exact f32 is ×10 0.605, ×40 0.869, ×100 0.958, ×200 0.979 (tools/bench/search-recall.ts), and a long
- * shortlist costs little since the Hamming pass selects by counting and the SIMD kernel rescores the rows
- * (100k × 1024: +0.9 ms CPU for 1,000 rows). Prefix: ×10, a heap scan whose cost grows with the shortlist.
+ * exact f32 is ×10 0.605, ×40 0.869, ×100 0.958, ×200 0.979 (tools/bench/search-recall.ts; ×100 gave 0.947 on
+ * the bench's shorter texts), and a long shortlist costs little since the Hamming pass selects by counting and
+ * the SIMD kernel rescores the rows (100k × 1024, p50: ×10 1.45 ms, ×100 2.05, ×200 2.65, `--timing`).
+ * Prefix: ×10, a heap scan whose cost grows with the shortlist.
  */
-export const DEFAULT_MULTIPLIER: Record<string, number> = { binary: 100, prefix: 10 };
+export const DEFAULT_MULTIPLIER: Record<string, number> = { binary: 200, prefix: 10 };
 
 function need<T>(v: T | undefined | null, what: string, mode: string): T {
   if (v === undefined || v === null) throw new InvalidInputError(`mode "${mode}" needs ${what}`, { expected: what, received: v });

@@ -70,7 +70,7 @@ describe('dense', () => {
     let rec = 0;
     for (let j = 0; j < 20; j++) {
       const q = near(row(centres, d, j), 0.6, r);
-      const funnel = await idx.search({ dense: q }, { k: 10 }); // default: binary first pass, ×100 shortlist
+      const funnel = await idx.search({ dense: q }, { k: 10 }); // default: binary first pass, ×200 shortlist
       const truth = bruteDense(q, v, d, 10).map((i) => `d${i}`);
       rec +=
         overlap(
@@ -91,7 +91,7 @@ describe('dense', () => {
       ).toBeGreaterThanOrEqual(0.8);
       for (const h of noFunnel) expect(h.score).toBeCloseTo(denseScore(q, row(v, d, Number(h.id.slice(1)))), 2);
     }
-    console.log(`[search] binary+int8 funnel (×100) recall@10 vs f32 on clustered data: ${rec.toFixed(3)}`);
+    console.log(`[search] binary+int8 funnel (×200) recall@10 vs f32 on clustered data: ${rec.toFixed(3)}`);
     expect(rec).toBeGreaterThanOrEqual(0.97);
   });
 

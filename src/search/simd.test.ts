@@ -60,8 +60,17 @@ describe('search SIMD kernels', () => {
         expect(sub.sums[j]).toBe(s);
       }
       const qb = signBits(q);
-      const h = a.hamming(qb, n);
-      for (let i = 0; i < n; i++) expect(h[i]).toBe(bits[i].reduce((t, x, j) => t + popcount32(x ^ qb[j]), 0));
+      // Twice: the histogram is zeroed per call, not accumulated across queries.
+      for (const _ of [0, 1]) {
+        const { dist, hist } = a.hamming(qb, n);
+        const want = new Array(32 * w + 1).fill(0);
+        for (let i = 0; i < n; i++) {
+          const h = bits[i].reduce((t, x, j) => t + popcount32(x ^ qb[j]), 0);
+          expect(dist[i]).toBe(h);
+          want[h]++;
+        }
+        expect(Array.from(hist)).toEqual(want);
+      }
     });
   }
 

@@ -5,7 +5,7 @@
  * Where WebAssembly SIMD is missing (validate() fails) the caller keeps plain typed arrays and JS loops.
  *
  * Layout of the memory (byte offsets, 16-aligned), for capacity `cap` rows of `d` dims and `w` sign words:
- *   [0, Q)              query scratch: int16 query (d) and its sign words (w)
+ *   [0, Q)              query scratch: int16 query (d), its sign words (w), the Hamming histogram (32·w + 1 int32)
  *   [Q, Q + cap·d)      int8 codes, row-major
  *   [B, B + cap·w·4)    sign words (binary+int8 only)
  *   [O, O + cap·4)      int32 outputs of the last scan (dotRows: its row list, overwritten in place by the sums)
@@ -17,7 +17,7 @@ interface Kernels {
   memory: WebAssembly.Memory;
   dot_i8(q: number, a: number, n: number, d: number, p: number, out: number): void;
   dot_i8_rows(q: number, a: number, rows: number, m: number, d: number, p: number): void;
-  hamming(qb: number, b: number, n: number, w: number, out: number): void;
+  hamming(qb: number, b: number, n: number, w: number, out: number, hist: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -38,6 +38,8 @@ export class CodeArena {
   private cap = 0;
   private readonly k: Kernels;
   private readonly q: number;
+  private readonly qbOff: number;
+  private readonly histOff: number;
   private i8Off = 0;
   private bitsOff = 0;
   private outOff = 0;
@@ -55,7 +57,9 @@ export class CodeArena {
     private readonly withBits: boolean,
   ) {
     this.k = k;
-    this.q = align(2 * d + 4 * words + 32);
+    this.qbOff = align(2 * d);
+    this.histOff = align(this.qbOff + 4 * words);
+    this.q = align(this.histOff + 4 * (32 * words + 1));
     this.reserve(1024);
   }
 
@@ -110,11 +114,13 @@ export class CodeArena {
     return qscale;
   }
 
-  /** Hamming distances of every row's sign words to `qb`. */
-  hamming(qb: Uint32Array, n: number): Int32Array {
-    const off = align(2 * this.d);
-    new Uint32Array(this.k.memory.buffer, off, this.words).set(qb);
-    this.k.hamming(off, this.bitsOff, n, this.words, this.outOff);
-    return new Int32Array(this.k.memory.buffer, this.outOff, n);
+  /** Hamming distances of every row's sign words to `qb`, and how many rows lie at each distance 0..32·w. */
+  hamming(qb: Uint32Array, n: number): { dist: Int32Array; hist: Int32Array } {
+    const buf = this.k.memory.buffer;
+    new Uint32Array(buf, this.qbOff, this.words).set(qb);
+    const hist = new Int32Array(buf, this.histOff, 32 * this.words + 1);
+    hist.fill(0);
+    this.k.hamming(this.qbOff, this.bitsOff, n, this.words, this.outOff, this.histOff);
+    return { dist: new Int32Array(buf, this.outOff, n), hist };
   }
 }

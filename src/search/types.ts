@@ -103,7 +103,7 @@ export interface QueryVectors {
 export interface FunnelOptions {
   first: 'binary' | 'prefix';
   prefixDims?: number;
-  /** Shortlist size as a multiple of k; default 100 for 'binary', 10 for 'prefix'. */
+  /** Shortlist size as a multiple of k; default 200 for 'binary', 10 for 'prefix'. */
   multiplier?: number;
 }
 
@@ -114,7 +114,7 @@ export interface SearchOptions {
   weights?: readonly [number, number, number];
   /** Keep only documents for which this returns true (applied before top-k, so k results come back when k pass). */
   filter?: (meta: unknown, id: string) => boolean;
-  /** Dense first pass; `false` = exact scan. Default: binary (×100, see DEFAULT_MULTIPLIER) for binary+int8, exact otherwise. */
+  /** Dense first pass; `false` = exact scan. Default: binary (×200, see DEFAULT_MULTIPLIER) for binary+int8, exact otherwise. */
   funnel?: FunnelOptions | false;
   /** Shortlist size per source for 'colbert' and 'hybrid', as a multiple of k; default 10. */
   shortlist?: number;

@@ -4,7 +4,7 @@
  *
  * - query_ms_p50 / _p95 [size][storage][dims]: one dense top-10 query on a synthetic index (seeded unit
  *   vectors), sizes 10k and 100k (--quick too) and 1m (binary+int8 only; full run). f32 and int8 are exact
- *   scans; binary+int8 is the funnel (Hamming first pass, int8 rescoring of 100 × k, the default).
+ *   scans; binary+int8 is the funnel (Hamming first pass, int8 rescoring of 200 × k, the default).
  * - funnel_recall_at_10: recall@10 of the funnels against exact f32 on real text — SciFact abstracts
  *   (title + first words) and claims, embedded by public/models/m3-tiny when present, else the xlmr-tiny
  *   fixture (random weights) — and, for the 1024-d targets, on synthetic clustered vectors.
@@ -161,7 +161,7 @@ export async function runSearchBench(opts: { quick: boolean; smoke?: boolean; mi
       .map((x) => x.toFixed(1))
       .join(', ')} on ${cpus().length} cores`,
   );
-  notes.push(`query_ms: dense top-10 over seeded random unit vectors, ${runs} queries after 3 warm-up; f32/int8 exact scans, binary+int8 the default funnel (Hamming first pass, int8 rescoring of 100 × k)`);
+  notes.push(`query_ms: dense top-10 over seeded random unit vectors, ${runs} queries after 3 warm-up; f32/int8 exact scans, binary+int8 the default funnel (Hamming first pass, int8 rescoring of 200 × k)`);
 
   // Synthetic clustered vectors at 100k × 1024: what the 1024-d target's recall means on data with neighbours.
   {
