@@ -5,30 +5,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memoryCache } from '../src/client/cache.ts';
 import { M3Client, type ClientProgress } from '../src/client/client.ts';
 import type { Candidate } from '../src/client/planner.ts';
 import { EmbedService } from '../src/engine/service.ts';
-import { createNodeGpu, type NodeGpu } from '../src/gpu/node-gpu.ts';
-import { ensureFixtures } from '../tools/fixtures/generate.ts';
 import { modelDir } from '../tools/fixtures/paths.ts';
 import { quantizeFolder } from '../tools/quantize.ts';
 import { maxAbs } from '../tools/parity/goldens.ts';
 import { portWorker } from './helpers/port-worker.ts';
-import { startModelServer, type ModelServer } from './helpers/model-server.ts';
+import { fixtureServerAndGpu } from './helpers/fixture-env.ts';
+import { startModelServer } from './helpers/model-server.ts';
 
-let server: ModelServer;
-let gpu: NodeGpu;
-beforeAll(async () => {
-  ensureFixtures();
-  server = await startModelServer();
-  gpu = await createNodeGpu();
-});
-afterAll(async () => {
-  gpu?.device.destroy();
-  await server?.close();
-});
+const env = fixtureServerAndGpu();
 
 const TEXTS = ['The quick brown fox.', 'Быстрая коричневая лиса прыгает', 'a', 'green tea and black coffee ', 'zebra'];
 const MODEL = 'm3bert-tiny'; // 3 blocks, hidden 40, f32 checkpoint
@@ -38,13 +27,13 @@ const QUANTISED_WEIGHTS = 3 * 7 + 1;
 async function clientFor(extra: object = {}) {
   const progress: ClientProgress[] = [];
   const m3 = await M3Client.create({
-    model: server.folderUrl(MODEL),
+    model: env.server.folderUrl(MODEL),
     cache: memoryCache(),
     calibration: 'skip',
     backend: 'webgpu',
     chunkTexts: 2,
     maxBatchTexts: 3,
-    workerFactory: () => portWorker(new EmbedService({ gpu: gpu.gpu })).worker,
+    workerFactory: () => portWorker(new EmbedService({ gpu: env.gpu.gpu })).worker,
     onProgress: (p) => progress.push(p),
     ...extra,
   });
@@ -53,8 +42,8 @@ async function clientFor(extra: object = {}) {
 
 /** The service's own vectors for this model in `weights`, at full depth. */
 async function direct(weights: 'f32' | 'int8' | 'q4', layers = 3): Promise<Float32Array> {
-  const svc = new EmbedService({ gpu: gpu.gpu });
-  const info = await svc.load(server.folderUrl(MODEL), { backend: 'webgpu', weights });
+  const svc = new EmbedService({ gpu: env.gpu.gpu });
+  const info = await svc.load(env.server.folderUrl(MODEL), { backend: 'webgpu', weights });
   expect(info.dtype).toBe(weights);
   return (await svc.embed(TEXTS, { layers })).embeddings;
 }
@@ -189,7 +178,7 @@ describe('M3Client chooses the weight dtype for a memory budget', () => {
       const budget = { memoryMB: (memAt(cands, 'int8', 3) + memAt(cands, 'f16', 3)) / 2 };
       const asked: unknown[] = [];
       const workerFactory = () => {
-        const svc = new EmbedService({ gpu: gpu.gpu });
+        const svc = new EmbedService({ gpu: env.gpu.gpu });
         const load = svc.load.bind(svc);
         svc.load = (model, opts, onProgress) => (asked.push(opts?.weights), load(model, opts, onProgress));
         return portWorker(svc).worker;

@@ -2,45 +2,33 @@
 // output the engine has comes back through the client, rows reassembled across slices and worker calls,
 // with exact token counts and truncation from the worker's tokenizer; score() is FlagEmbedding's
 // compute_score; a memory budget uploads only the blocks it affords, and a deeper call uploads the rest.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memoryCache } from '../src/client/cache.ts';
 import { M3Client } from '../src/client/client.ts';
 import { EmbedService } from '../src/engine/service.ts';
 import { InvalidInputError } from '../src/errors.ts';
-import { createNodeGpu, type NodeGpu } from '../src/gpu/node-gpu.ts';
 import { computeScore } from '../src/search/score.ts';
 import { SemanticIndex } from '../src/search/semantic-index.ts';
 import type { Embedder } from '../src/search/types.ts';
-import { ensureFixtures } from '../tools/fixtures/generate.ts';
 import { maxAbs } from '../tools/parity/goldens.ts';
 import { portWorker } from './helpers/port-worker.ts';
-import { startModelServer, type ModelServer } from './helpers/model-server.ts';
+import { fixtureServerAndGpu } from './helpers/fixture-env.ts';
 
-let server: ModelServer;
-let gpu: NodeGpu;
-beforeAll(async () => {
-  ensureFixtures();
-  server = await startModelServer();
-  gpu = await createNodeGpu();
-});
-afterAll(async () => {
-  gpu?.device.destroy();
-  await server?.close();
-});
+const env = fixtureServerAndGpu();
 
 const TEXTS = ['The quick brown fox.', 'Быстрая коричневая лиса прыгает', 'a', 'green tea and black coffee ', 'Der schnelle braune Fuchs', 'zebra', 'one more sentence about foxes'];
 
 async function clientFor(model: string, extra: object = {}) {
   const services: EmbedService[] = [];
   const m3 = await M3Client.create({
-    model: model.includes('/') ? model : server.folderUrl(model),
+    model: model.includes('/') ? model : env.server.folderUrl(model),
     cache: memoryCache(),
     calibration: 'skip',
     backend: 'webgpu',
     chunkTexts: 2,
     maxBatchTexts: 3,
     workerFactory: () => {
-      const svc = new EmbedService({ gpu: gpu.gpu });
+      const svc = new EmbedService({ gpu: env.gpu.gpu });
       services.push(svc);
       return portWorker(svc).worker;
     },
@@ -54,8 +42,8 @@ describe('M3Client over the real EmbedService', () => {
     const { m3 } = await clientFor('xlmr-tiny');
     const opts = { outputs: ['dense', 'sparse', 'colbert'] as ('dense' | 'sparse' | 'colbert')[], layers: 2, dims: 20, colbertDims: 16, sparseTokens: true };
     const got = await m3.embed(TEXTS, opts);
-    const direct = new EmbedService({ gpu: gpu.gpu });
-    await direct.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
+    const direct = new EmbedService({ gpu: env.gpu.gpu });
+    await direct.load(env.server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
     const want = await direct.embed(TEXTS, opts);
     expect(got.batches).toBeGreaterThan(1); // really sliced over several worker calls
     expect(got.dims).toBe(20);
@@ -130,18 +118,18 @@ describe('M3Client picks the faster backend on a software WebGPU adapter', () =>
 
 describe('M3Client loads a hub id from an HF_ENDPOINT-style mirror', () => {
   it('a bge-m3-shaped repo laid out as the real one (pytorch_model.bin, .pt heads, onnx/) returns all three outputs', async () => {
-    const { m3 } = await clientFor('BAAI/xlmr-tiny-bin', { hubEndpoint: server.endpoint, revision: 'main' });
+    const { m3 } = await clientFor('BAAI/xlmr-tiny-bin', { hubEndpoint: env.server.endpoint, revision: 'main' });
     expect(m3.info.source).toContain('BAAI/xlmr-tiny-bin');
     expect(m3.info.hasBgeM3Heads).toBe(true);
     const r = await m3.embed(TEXTS.slice(0, 3), { outputs: ['dense', 'sparse', 'colbert'] });
-    const direct = new EmbedService({ gpu: gpu.gpu });
-    await direct.load(server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
+    const direct = new EmbedService({ gpu: env.gpu.gpu });
+    await direct.load(env.server.folderUrl('xlmr-tiny'), { backend: 'webgpu' });
     const want = await direct.embed(TEXTS.slice(0, 3), { outputs: ['dense', 'sparse', 'colbert'] });
     // The .bin twin of xlmr-tiny holds the same bits: the same vectors come back.
     expect(maxAbs(r.embeddings, want.embeddings)).toBeLessThanOrEqual(1e-6);
     r.sparse!.forEach((s, i) => expect([...s.ids]).toEqual([...want.sparse![i].ids]));
     r.colbert!.forEach((c, i) => expect(maxAbs(c.data, want.colbert![i].data)).toBeLessThanOrEqual(1e-6));
-    expect(server.requests.some((p) => p.startsWith('/BAAI/xlmr-tiny-bin/resolve/main/pytorch_model.bin'))).toBe(true);
+    expect(env.server.requests.some((p) => p.startsWith('/BAAI/xlmr-tiny-bin/resolve/main/pytorch_model.bin'))).toBe(true);
     m3.dispose();
   });
 });
