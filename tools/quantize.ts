@@ -21,8 +21,8 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { InvalidInputError, M3Error } from '../src/errors.ts';
 import { loadModel } from '../src/node.ts';
-import { isQuantizedWeight, quantizationConfig, quantize, quantTensors, weightBits, type QuantBits } from '../src/model/quant.ts';
-import { toFloat32, type RawTensor } from '../src/model/tensor.ts';
+import { isQuantizedWeight, quantizationConfig, quantizeWeight, quantTensors, weightBits, type QuantBits } from '../src/model/quant.ts';
+import type { RawTensor } from '../src/model/tensor.ts';
 import { canonicalPrefix } from '../src/model/weights.ts';
 import { writeSafetensors, type WritableTensor } from './fixtures/safetensors-writer.ts';
 
@@ -83,10 +83,9 @@ export async function quantizeFolder(folder: string, bits: QuantBits, out: strin
   for (const [name, t] of raw) {
     const canonical = prefix && name.startsWith(prefix) ? name.slice(prefix.length) : name;
     if (isQuantizedWeight(canonical) && t.shape.length === 2) {
-      const [rows, cols] = t.shape;
       // Each matrix's own bits (q4 keeps weightBits' int8 weights at 8), recorded as "<module>.bits" (layout version 2).
       const own = weightBits(canonical, bits);
-      const q = quantTensors(name.slice(0, -'.weight'.length), quantize(toFloat32(t), rows, cols, own));
+      const q = quantTensors(name.slice(0, -'.weight'.length), quantizeWeight(canonical, t, bits));
       tensors.push(...q.tensors);
       Object.assign(metadata, q.metadata);
       quantized++;

@@ -9,8 +9,8 @@ import { quantBindingData } from '../gpu/quant-wgsl.ts';
 import { WeightError } from '../errors.ts';
 import type { EncoderConfig } from '../model/config.ts';
 import type { LoadedModel, QuantizeProgress } from '../model/load.ts';
-import { concatRows, isQuantizedWeight, quantize, sliceRows, weightBits, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
-import { toFloat32, type RawTensor } from '../model/tensor.ts';
+import { concatRows, isQuantizedWeight, quantizeWeight, sliceRows, wordsPerRow, type QuantBits, type QuantizedMatrix } from '../model/quant.ts';
+import type { RawTensor } from '../model/tensor.ts';
 import { encoderWeightSpecs, headWeightSpecs, pickWeight } from '../model/weights.ts';
 import { floatStorage, quantBitsOf, uploadWeights, type WeightStorage } from './gpu-weights.ts';
 import { rowChunks } from './memory-plan.ts';
@@ -121,7 +121,7 @@ class Uploader {
     let q = pre;
     if (!q) {
       if (!t) throw new WeightError(`missing weight "${name}"`, { expected: 'a float tensor or its quantised form (src/model/QUANT.md)', received: 'neither' });
-      q = quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, this.quant!));
+      q = quantizeWeight(name, t, this.quant!);
     } else if (q.bits < this.quant!) {
       throw new WeightError(`weight "${name}" is stored with ${q.bits} bits`, { expected: `${this.quant} bits or more (the storage asked for)`, received: `${q.bits} bits` });
     }

@@ -15,10 +15,10 @@
 import { InvalidInputError } from '../errors.ts';
 import { ModelCacheError, QUANT_CACHE_DIR, storeValidated, whenStored, type CacheLike } from './file-cache.ts';
 import type { LoadedModel, QuantizeProgress } from './load.ts';
-import { isQuantizedWeight, quantizationConfig, quantize, quantTensors, weightBits, type QuantBits, type QuantizedMatrix } from './quant.ts';
+import { isQuantizedWeight, quantizationConfig, quantizeWeight, quantTensors, type QuantBits, type QuantizedMatrix } from './quant.ts';
 import { safetensorsFile, type WritableTensor } from './safetensors-write.ts';
 import type { ModelSource } from './source.ts';
-import { toFloat32, type RawTensor } from './tensor.ts';
+import type { RawTensor } from './tensor.ts';
 
 export type QuantDtype = 'int8' | 'q4';
 export const QUANT_DTYPES: readonly QuantDtype[] = ['int8', 'q4'];
@@ -126,7 +126,7 @@ export async function quantizeLoaded(model: LoadedModel, dtype: QuantDtype, opts
   let done = 0;
   for (const [name, t, from] of todo) {
     opts.signal?.throwIfAborted();
-    out.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, bits)));
+    out.set(name, quantizeWeight(name, t, bits));
     from.delete(name);
     opts.onProgress?.({ phase: 'quantize', name, done: ++done, total: todo.length, prequantized: false });
     await new Promise((r) => setTimeout(r, 0));

@@ -1,5 +1,5 @@
 import { InvalidInputError, ModelFormatError } from '../errors.ts';
-import { f16ToF32, f32ToF16 } from './tensor.ts';
+import { f16ToF32, f32ToF16, toFloat32, type RawTensor } from './tensor.ts';
 
 /**
  * Weight-only quantisation (issue #18): the format every backend shares (layout in src/model/QUANT.md).
@@ -231,6 +231,15 @@ export const Q4_4BIT_WEIGHTS = /^(encoder\.layer\.\d+\.intermediate\.dense|layer
 /** The bits weight `name` (canonical, isQuantizedWeight) is stored with under `bits` storage: int8 8; q4 4 for Q4_4BIT_WEIGHTS, else 8. */
 export function weightBits(name: string, bits: QuantBits): QuantBits {
   return bits === 4 && !Q4_4BIT_WEIGHTS.test(name) ? 8 : bits;
+}
+
+/**
+ * Weight `name` (canonical, a (rows, cols) float tensor) quantised under `bits` storage with its own weightBits:
+ * the one rule the GPU upload, the worker's quantise-at-load (quant-cache.ts), `npm run quantize` and the tests share,
+ * so a cached or written copy holds exactly the matrices the engine would make itself.
+ */
+export function quantizeWeight(name: string, t: RawTensor, bits: QuantBits): QuantizedMatrix {
+  return quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, bits));
 }
 
 /** Layout versions this code reads: 1 (every matrix has the config's bits) and 2 (each matrix's bits in `__metadata__`). */

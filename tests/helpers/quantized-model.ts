@@ -1,6 +1,5 @@
 import type { LoadedModel } from '../../src/model/load.ts';
-import { isQuantizedWeight, quantize, weightBits, type QuantBits, type QuantizedMatrix } from '../../src/model/quant.ts';
-import { toFloat32 } from '../../src/model/tensor.ts';
+import { isQuantizedWeight, quantizeWeight, type QuantBits, type QuantizedMatrix } from '../../src/model/quant.ts';
 
 /**
  * A loaded f32 model as a pre-quantised folder loads (src/model/load.ts, src/model/QUANT.md): every isQuantizedWeight
@@ -14,7 +13,7 @@ export function quantizedModel(m: LoadedModel, bits: QuantBits): LoadedModel {
   for (const map of [weights, heads])
     for (const [name, t] of map) {
       if (!isQuantizedWeight(name)) continue;
-      quantized.set(name, quantize(toFloat32(t), t.shape[0], t.shape[1], weightBits(name, bits)));
+      quantized.set(name, quantizeWeight(name, t, bits));
       map.delete(name);
     }
   return { ...m, weights, heads, quantized };
