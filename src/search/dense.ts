@@ -240,8 +240,9 @@ export class DenseStore {
   /**
    * The m rows nearest to the query's sign code by Hamming distance (ties: lower row first), nearest first.
    * Distances are small integers (0..32·words), so the m nearest are picked by counting, not by a heap:
-   * one pass for a histogram, one to collect the rows up to the threshold distance. Its cost does not grow
-   * with m, which is what lets the funnel rescore a long shortlist (see `rescore`).
+   * the kernel counts rows per distance as it goes, and one pass collects the rows up to the threshold
+   * distance (nearestByCount). Its cost does not grow with m, which is what lets the funnel rescore a long
+   * shortlist (see `rescore`).
    */
   hammingScan(q: Float32Array, m: number, accept: Accept): Int32Array {
     this.checkQuery(q);
