@@ -60,3 +60,32 @@ def save_atomic(obj, path: str) -> None:
     tmp = path + ".tmp"
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def load_export(folder: str) -> tuple[dict, dict]:
+    """An exported m3-tiny folder (training/export.py) -> (TinyConfig kwargs, float32 state_dict without lm_head).
+    Reads safetensors by hand (u64 LE header length, JSON header, raw little-endian data) as export.py writes it."""
+    import json
+    import struct
+
+    import torch
+
+    with open(os.path.join(folder, "config.json")) as f:
+        hf = json.load(f)
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    dtypes = {"F16": torch.float16, "F32": torch.float32}
+    sd = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(data[a:b]), dtype=dtypes[meta["dtype"]]).reshape(meta["shape"])
+        sd[name] = t.float()
+    keys = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "rms_norm_eps", "pad_token_id", "mrl_layers", "mrl_dims"]
+    cfg = {k: hf[k] for k in keys}
+    cfg["colbert_dim"] = sd["colbert_linear.weight"].shape[0]
+    return cfg, sd

@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RUNS, ensure_apt, hf_ids, load_spm, save_atomic, set_threads  # noqa: E402
+from common import RUNS, ensure_apt, hf_ids, load_export, load_spm, save_atomic, set_threads  # noqa: E402
 
 ensure_apt(["python3-torch", "python3-sentencepiece", "python3-numpy", "libopenblas0-pthread"])
 import torch  # noqa: E402
@@ -203,6 +203,13 @@ def main() -> None:
     # Continued stage 2 (the second shipped run): weights and AdamW state from a finished stage-2 checkpoint; its step count
     # offsets the batch sequence (no batch is replayed) and a new warmup + cosine of --schedule-steps starts at 0.
     ap.add_argument("--continue-from", help="finished stage-2 checkpoint to continue from")
+    # Continued from a shipped folder (f16 model.safetensors + config.json, no lm_head, no optimiser state): how a later
+    # session continues training when the git-ignored checkpoints are gone. AdamW starts fresh (hence the warmup);
+    # --base-step offsets the batch sequence past the steps the folder was trained on, so no batch is replayed.
+    ap.add_argument("--from-export", help="exported m3-tiny folder to continue from (e.g. public/models/m3-tiny)")
+    ap.add_argument("--base-step", type=int, default=0, help="with --from-export: stage-2 steps already in those weights")
+    # Stop at the first checkpoint after this many seconds of steps (the wall budget), rather than guessing steps.
+    ap.add_argument("--max-wall", type=float, default=float("inf"), help="seconds of training steps, then checkpoint and stop")
     ap.add_argument("--pools", default="mean,cls", help="poolings trained (the shipped model serves mean; CLS never left ln 32)")
     ap.add_argument("--exit-weights", choices=["uniform", "linear"], default="uniform")
     ap.add_argument("--out", default=os.path.join(RUNS, "stage2.pt"))
@@ -210,16 +217,24 @@ def main() -> None:
     set_threads(args.threads)
     torch.manual_seed(args.seed)
     sp = load_spm()
-    init = torch.load(args.init)
-    cfg = TinyConfig(**init["config"])
-    model = M3Tiny(cfg)  # seeded init (torch.manual_seed above)
-    if not args.fresh and not args.continue_from:
-        model.load_state_dict(init["model"])
+    if args.from_export:
+        cfg_dict, exported = load_export(args.from_export)
+        cfg = TinyConfig(**cfg_dict)
+        model = M3Tiny(cfg)
+        missing = set(model.state_dict()) - set(exported)
+        assert missing == {"lm_head.weight"}, f"{args.from_export} lacks {sorted(missing)}"
+        model.load_state_dict(exported, strict=False)  # lm_head keeps its seeded init: stage 2 never reads it
+    else:
+        init = torch.load(args.init)
+        cfg = TinyConfig(**init["config"])
+        model = M3Tiny(cfg)  # seeded init (torch.manual_seed above)
+        if not args.fresh and not args.continue_from:
+            model.load_state_dict(init["model"])
     # Trained parameters: the encoder and the two heads (lm_head is not used here and is not shipped).
     params = [p for n, p in model.named_parameters() if not n.startswith("lm_head")]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = lambda s: min(1.0, (s + 1) / args.warmup) * max(0.1, 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.schedule_steps))))  # noqa: E731
-    step, wall, base = 0, 0.0, 0
+    step, wall, base = 0, 0.0, args.base_step
     if args.continue_from:
         prev = torch.load(args.continue_from)
         model.load_state_dict(prev["model"])
@@ -254,8 +269,12 @@ def main() -> None:
         wall += dt
         ntok = int(q[1].sum() + p[1].sum())
         print(json.dumps({"step": step, "src": src, "loss": round(loss.item(), 4), "tok_s": round(ntok / dt), "wall_s": round(wall), **parts, "gnorm": round(gnorm, 4), "gn_blocks": gn_blocks}), flush=True)
-        if step % args.ckpt_every == 0 or step == args.steps:
+        out_of_time = wall >= args.max_wall
+        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
             save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "wall": wall, "config": cfg.to_dict(), "args": vars(args), "base": base}, args.out)
+        if out_of_time:
+            print(f"--max-wall {args.max_wall:.0f} s reached at step {step}", flush=True)
+            break
     dev_res = dev_eval(model, sp, dev, args)
     with open(args.out.replace(".pt", "_dev.json"), "w") as f:
         json.dump({"step": step, "wall_s": round(wall), "recall@1": dev_res}, f, indent=1)
