@@ -54,6 +54,9 @@ export class ModelFetchError extends M3Error {
 /** WebGPU is missing, no adapter was granted, or the device was lost. */
 export class GpuUnavailableError extends M3Error {}
 
+/** The worker was asked to embed, calibrate or pick a backend before any model was loaded into it (or after a failed load). */
+export class ModelNotLoadedError extends M3Error {}
+
 /** The engine a call was running on was destroyed before the call finished; nothing was returned from it. */
 export class EngineDestroyedError extends M3Error {}
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src/engine/engine.ts';
 import { EmbedService } from '../src/engine/service.ts';
-import { AbortError, EngineDestroyedError, EngineReplacedError, M3Error, WeightError } from '../src/errors.ts';
+import { AbortError, EngineDestroyedError, EngineReplacedError, M3Error, ModelNotLoadedError, WeightError } from '../src/errors.ts';
 import { createNodeGpu, type NodeGpu } from '../src/gpu/node-gpu.ts';
 import { GpuRuntime } from '../src/gpu/runtime.ts';
 import { loadModel } from '../src/model/load.ts';
@@ -76,6 +76,14 @@ describe('EmbedService loads are transactional and calls hold their engine', () 
     await expect(call).rejects.toBeInstanceOf(EngineDestroyedError);
     await expect(engine.embed(['late'])).rejects.toBeInstanceOf(EngineDestroyedError);
     rt.device.destroy();
+  });
+
+  it('embed, calibrate and selectBackend before any load reject with ModelNotLoadedError (the client restarts such a worker)', async () => {
+    const svc = new EmbedService({ gpu: gpu.gpu });
+    await expect(svc.embed(['a'])).rejects.toThrow(ModelNotLoadedError);
+    await expect(svc.embed(['a'])).rejects.toThrow(/expected load\(model\) before embed\(\)/);
+    await expect(svc.calibrate([{ text: 'a', layers: 1 }])).rejects.toThrow(ModelNotLoadedError);
+    expect(() => svc.selectBackend('cpu', 'test')).toThrow(ModelNotLoadedError);
   });
 
   it('a failed load keeps the old model serving and frees every GPU buffer it created', async () => {

@@ -22,18 +22,14 @@ import { chooseDtypePlan, isPinned, type ClientPlan, type WeightsOption } from '
 import { BudgetError, ClientDisposedError, WorkerCrashedError } from './errors.ts';
 import { cancelled, requestOptions } from './validate.ts';
 import { RequestQueue, type Chunk, type RequestOptions } from './scheduler.ts';
-import { candidates, paretoFrontier, predictBatchMs, storageOf, updateDrift, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type PlanDType, type QualityTable, type Sidecar } from './planner.ts';
+import { batchErrorAction, observeBatch } from './batch.ts';
+import { candidates, paretoFrontier, storageOf, type Budget, type Candidate, type CostModel, type DriftState, type ModelShape, type Plan, type PlanDType, type QualityTable, type Sidecar } from './planner.ts';
 import { blocksFor, inLoaded, limitsOf, openSession, planAfterReload, reloadEngine, type StartupContext } from './startup.ts';
 import { ReloadChain } from './reloads.ts';
 import { WorkerHost } from './worker-host.ts';
 
 export type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
 import type { ClientEmbedOptions, ClientEmbedResult, ClientProgress, ClientStats, M3ClientOptions } from './types.ts';
-
-function isInputError(e: unknown): boolean {
-  const name = (e as { name?: string })?.name;
-  return name === 'InvalidInputError' && !/no model loaded/.test(String((e as Error).message));
-}
 
 export class M3Client extends EventTarget {
   info!: ModelInfo;
@@ -313,38 +309,27 @@ export class M3Client extends EventTarget {
 
   /** Drift check: the measured batch time against the cost model; far off for long → scale and re-plan. */
   private observe(layers: number, r: EmbedResult, ms: number): void {
-    if (!r.tokens?.length) return;
-    const predicted = predictBatchMs(this.cost, [...r.tokens], layers);
-    const d = updateDrift(this.drift, ms, predicted);
-    this.drift = d.state;
-    if (!d.replan) return;
-    this.cost = { ...this.cost, a: this.cost.a * d.ratio, b: this.cost.b * d.ratio, c: this.cost.c * d.ratio, source: 'drift-adjusted' };
-    this.drift = { logRatio: 0, n: 0 };
+    const o = observeBatch(this.cost, this.drift, layers, r, ms);
+    this.cost = o.cost;
+    this.drift = o.drift;
+    if (o.ratio === null) return;
     try {
       // Latency drift prices every dtype alike: the plan stays in the loaded dtype.
       this.plan = { ...inLoaded(this.shape, this.quality, this.cost, this.budget, this.info.backend, this.limits()), dtypeReason: this.plan.dtypeReason, backendReason: this.info.backendReason };
       this.stats.replans++;
-      this.emit({ phase: 'replan', reason: `measured latency ${d.ratio.toFixed(2)}× the model`, plan: this.plan });
+      this.emit({ phase: 'replan', reason: `measured latency ${o.ratio.toFixed(2)}× the model`, plan: this.plan });
     } catch {
       // The old plan stays when the adjusted model meets nothing; the next embed still runs.
     }
   }
 
   private async onBatchError(gen: number, batch: Chunk[], e: unknown): Promise<void> {
-    if ((e as { name?: string })?.name === 'EngineReplacedError') {
-      // The worker swapped engines under this call (a deeper reload): nothing was returned; run it again.
-      this.inflight = null;
-      this.queue.requeue(batch);
-      this.pump();
-      return;
-    }
-    // Is the worker still healthy (an input error) or did its device go (lost → engine gone)?
-    const healthy = isInputError(e) && (await this.host.healthy());
+    const action = await batchErrorAction(e, batch.length, () => this.host.healthy());
     if (gen !== this.gen) return;
-    if (!healthy) return this.recover(gen, `worker call failed: ${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? String(e)}`);
+    if (action === 'recover') return this.recover(gen, `worker call failed: ${(e as Error)?.name ?? ''} ${(e as Error)?.message ?? String(e)}`);
     this.inflight = null;
-    // One request's input broke a shared batch: re-run each slice alone so only that request fails.
-    if (batch.length > 1) this.queue.isolate(batch);
+    if (action === 'requeue') this.queue.requeue(batch);
+    else if (action === 'isolate') this.queue.isolate(batch);
     else this.queue.fail(batch[0].req, e);
     this.pump();
   }

@@ -8,7 +8,7 @@ import { QuotaError } from '../errors.ts';
 import { broadcast, LOCAL_MODELS_PATH, type CacheLike } from '../model/file-cache.ts';
 import type { LoadedModel } from '../model/load.ts';
 import { findQuantCopy, keepSourceWeights, modelFolderUrl, quantCopyTensors, sourceWeightUrls, writeQuantCopy, type QuantCopyReport, type QuantDtype } from '../model/quant-cache.ts';
-import { fetchModelFile, type ModelSource } from '../model/source.ts';
+import type { ModelSource } from '../model/source.ts';
 import { Engine } from './engine.ts';
 import type { LoadOptions } from './service-types.ts';
 import type { ServedBackend } from './service-load.ts';
@@ -61,8 +61,8 @@ export function afterLoad(step: CacheStep, loaded: LoadedModel, built: readonly 
     if (!quantisedHere || !gpu || gpu.dtype !== step.dtype) return null;
     const dtype = step.dtype;
     const tensors = quantCopyTensors(loaded);
+    const config = loaded.configJson;
     work = async () => {
-      const config = (await fetchModelFile(source, 'config.json', { kind: 'json', headers: step.headers })) as Record<string, unknown>;
       const report = await writeQuantCopy(cache, source, dtype, tensors, config, { sourceWeights: weights });
       broadcast({ type: 'stored', url: report.base, bytes: report.bytes });
       return { kind: 'stored', report };

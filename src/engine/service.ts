@@ -6,7 +6,7 @@
 import { describeAdapter, requestAdapter } from '../gpu/adapter.ts';
 import { createDevice, GpuRuntime } from '../gpu/runtime.ts';
 import { trackBuffers, type BufferTally } from '../gpu/track.ts';
-import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError } from '../errors.ts';
+import { AbortError, EngineDestroyedError, EngineReplacedError, GpuUnavailableError, InvalidInputError, ModelNotLoadedError } from '../errors.ts';
 import { authHeaders, loadModel, sourceOf, type LoadedModel, type LoadProgress, type QuantizeProgress } from '../model/load.ts';
 import { parseConfig } from '../model/config.ts';
 import { parseQuantizationConfig } from '../model/quant.ts';
@@ -175,7 +175,7 @@ export class EmbedService {
    */
   selectBackend(kind: Backend, reason: string): ModelInfo {
     const cur = this.serving;
-    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before selectBackend()', received: 'selectBackend() first' });
+    if (!cur) throw new ModelNotLoadedError('no model loaded', { expected: 'load(model) before selectBackend()', received: 'selectBackend() first' });
     const all = [cur.backend, ...cur.alternatives];
     const pick = all.find((b) => b.kind === kind);
     if (!pick) throw new InvalidInputError('that backend was not built for this model', { expected: all.map((b) => b.kind).join(' or '), received: kind });
@@ -189,7 +189,7 @@ export class EmbedService {
   async embed(texts: string[], opts: EngineRequest = {}): Promise<EmbedResult> {
     const t0 = performance.now();
     const cur = this.serving;
-    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before embed()', received: 'embed() first' });
+    if (!cur) throw new ModelNotLoadedError('no model loaded', { expected: 'load(model) before embed()', received: 'embed() first' });
     let r: EngineEmbedding;
     try {
       r = await cur.backend.embed(texts, opts);
@@ -254,7 +254,7 @@ export class EmbedService {
    */
   async calibrate(runs: { text: string; layers: number }[], kind?: Backend): Promise<{ tokens: number; chars: number; layers: number; ms: number; gpuMs: number | null }[]> {
     const cur = this.serving;
-    if (!cur) throw new InvalidInputError('no model loaded', { expected: 'load(model) before calibrate()', received: 'calibrate() first' });
+    if (!cur) throw new ModelNotLoadedError('no model loaded', { expected: 'load(model) before calibrate()', received: 'calibrate() first' });
     const model = cur.model;
     const target = kind === undefined ? cur.backend : [cur.backend, ...cur.alternatives].find((b) => b.kind === kind);
     if (!target) throw new InvalidInputError('that backend was not built for this model', { expected: [cur.backend, ...cur.alternatives].map((b) => b.kind).join(' or '), received: kind });

@@ -58,6 +58,8 @@ export interface LoadOptions {
 export interface LoadedModel {
   source: ModelSource;
   config: EncoderConfig;
+  /** config.json as read, every key kept: the quantised cache copy (quant-cache.ts) writes it back with its quantization_config. */
+  configJson: Record<string, unknown>;
   pooling: PoolingConfig;
   tokenizer: TextTokenizer;
   /** Encoder weights under canonical (prefix-stripped) Hugging Face names. */
@@ -239,7 +241,7 @@ async function load(source: ModelSource, opts: LoadOptions, guard: LoadGuard, he
   opts.onProgress?.({ phase: 'ready', files, bytes });
   // A BGE-M3 folder (heads present) without modules.json pools by CLS, as FlagEmbedding's M3 embedder always does.
   const pooling = !modules.declared && heads.size > 0 ? parsePooling(null, null, { bgeM3Heads: true }) : modules.pooling;
-  return { source, config, pooling, tokenizer, weights: canonical, heads, modules: { ...modules, pooling }, weightFiles, ...(quantization ? { quantization, quantized } : {}) };
+  return { source, config, configJson: configJson as Record<string, unknown>, pooling, tokenizer, weights: canonical, heads, modules: { ...modules, pooling }, weightFiles, ...(quantization ? { quantization, quantized } : {}) };
 }
 
 /** The quantised matrices of a pre-quantised folder, by canonical weight name `<module>.weight` (QUANT.md). */
