@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Why does (or doesn't) dense quality rise with depth? Per-exit evidence from a stage-2 checkpoint, on training-distribution data only.
 
-    nice -n 19 /usr/bin/python3 training/diagnose_exits.py [training/runs/stage2.pt ...] [--batches 3] [--dev-rows 128]
+    nice -n 19 /usr/bin/python3 training/diagnose_exits.py [training/runs/stage2.pt | exported folder ...] [--batches 3] [--dev-rows 128]
 
 For each checkpoint, printed as one JSON line:
 - dev: recall@1 of dense (mean pooling, every exit x prefix), sparse and ColBERT on stage 2's held-out dev bucket (the
@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RUNS, set_threads  # noqa: E402
+from common import RUNS, load_export, set_threads  # noqa: E402
 import stage2_retrieval as s2  # noqa: E402  (its ensure_apt runs on import)
 
 import torch  # noqa: E402
@@ -33,6 +33,11 @@ from model import M3Tiny, TinyConfig, masked_mean  # noqa: E402
 
 
 def load(path: str) -> M3Tiny:
+    if os.path.isdir(path):  # an exported folder (f16 weights, no lm_head, which nothing here reads)
+        cfg, sd = load_export(path)
+        m = M3Tiny(TinyConfig(**cfg))
+        m.load_state_dict(sd, strict=False)
+        return m, {"config": cfg, "step": None}
     ck = torch.load(path)
     m = M3Tiny(TinyConfig(**ck["config"]))
     m.load_state_dict(ck["model"])

@@ -23,9 +23,10 @@ const MODES = ['dense', 'sparse', 'colbert', 'hybrid'];
 /**
  * Default shortlist of each first pass, as a multiple of k. Binary: ×200, because sign codes of trained
  * embeddings rank coarsely: on m3-tiny × SciFact (5,183 abstracts, 300 queries, 128 dims) recall@10 against
- * exact f32 is ×10 0.605, ×40 0.869, ×100 0.958, ×200 0.979 (tools/bench/search-recall.ts; ×100 gave 0.947 on
- * the bench's shorter texts), and a long shortlist costs little since the Hamming pass selects by counting and
- * the SIMD kernel rescores the rows (100k × 1024, p50: ×10 1.45 ms, ×100 2.05, ×200 2.65, `--timing`).
+ * exact f32 is ×10 0.640, ×40 0.886, ×100 0.968, ×200 0.985 (v3 weights; v2: ×10 0.605, ×200 0.979;
+ * tools/bench/search-recall.ts; ×100 gave 0.972 on the bench's shorter texts), and a long shortlist costs little
+ * since the Hamming pass selects by counting and the SIMD kernel rescores the rows (100k × 1024, p50: ×10 1.98 ms,
+ * ×100 2.14, ×200 3.05, `--timing`).
  * Prefix: ×10, a heap scan whose cost grows with the shortlist.
  */
 export const DEFAULT_MULTIPLIER: Record<string, number> = { binary: 200, prefix: 10 };

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Plots m3-tiny's quality against (layers, dims) from eval.json: SciFact nDCG@10 for dense at every grid point,
-with sparse, ColBERT and hybrid (at full width) per exit and the BM25 line. Usage: plot.py EVAL_JSON OUT_PNG"""
+"""Plots m3-tiny's quality against (layers, dims) from eval.json: SciFact nDCG@10, MS MARCO nDCG@10 and Tatoeba xxx->eng
+accuracy (112 languages) for dense at every grid point, hybrid (at full width) per exit and the BM25 line. Usage: plot.py EVAL_JSON OUT_PNG"""
 
 import json
 import os
@@ -20,8 +20,9 @@ def main() -> None:
     ev = json.load(open(sys.argv[1]))
     g = ev["model"]
     L, D = g["grid"]["layers"], g["grid"]["dims"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, (ds, metric, title) in zip(axes, [("scifact", "ndcg@10", "SciFact test nDCG@10"), ("msmarco", "ndcg@10", "MS MARCO subset nDCG@10")]):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = [("scifact", "ndcg@10", "SciFact test nDCG@10"), ("msmarco", "ndcg@10", "MS MARCO subset nDCG@10"), ("tatoeba", "acc_all", "Tatoeba xxx→eng accuracy (112 langs)")]
+    for ax, (ds, metric, title) in zip(axes, panels):
         for k in L:
             ax.plot(D, [g[ds][f"{k}/dense/{d}"][metric] for d in D], marker="o", label=f"dense, {k} layers")
         for k in L:
