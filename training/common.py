@@ -76,11 +76,13 @@ def load_export(folder: str) -> tuple[dict, dict]:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
         data = f.read()
+    # F16: a shipped folder; F32: a quantised folder dequantised by tools/eval/dtype.ts (npm run eval -- --dtype).
     dtypes = {"F16": torch.float16, "F32": torch.float32}
     sd = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
+        assert meta["dtype"] in dtypes, (name, meta["dtype"])
         a, b = meta["data_offsets"]
         t = torch.frombuffer(bytearray(data[a:b]), dtype=dtypes[meta["dtype"]]).reshape(meta["shape"])
         sd[name] = t.float()

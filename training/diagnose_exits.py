@@ -23,21 +23,19 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RUNS, load_export, set_threads  # noqa: E402
+from common import RUNS, set_threads  # noqa: E402
 import stage2_retrieval as s2  # noqa: E402  (its ensure_apt runs on import)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from model import M3Tiny, TinyConfig, masked_mean  # noqa: E402
+from model import M3Tiny, TinyConfig, from_export, masked_mean  # noqa: E402
 
 
 def load(path: str) -> M3Tiny:
     if os.path.isdir(path):  # an exported folder (f16 weights, no lm_head, which nothing here reads)
-        cfg, sd = load_export(path)
-        m = M3Tiny(TinyConfig(**cfg))
-        m.load_state_dict(sd, strict=False)
-        return m, {"config": cfg, "step": None}
+        m = from_export(path)
+        return m, {"config": m.cfg.to_dict(), "step": None}
     ck = torch.load(path)
     m = M3Tiny(TinyConfig(**ck["config"]))
     m.load_state_dict(ck["model"])

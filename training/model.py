@@ -165,3 +165,15 @@ def colbert_vecs(model: M3Tiny, h: torch.Tensor, mask: torch.Tensor) -> tuple[to
     m = mask[:, 1:]
     v = F.normalize(v, dim=-1) * m[..., None].to(v.dtype)
     return v, m
+
+
+def from_export(folder: str) -> M3Tiny:
+    """An exported folder (training/export.py: f16 or dequantised f32 model.safetensors + config.json) as M3Tiny. The MLM
+    lm_head is not shipped, so it keeps its init; every other weight must be there."""
+    from common import load_export
+
+    cfg, sd = load_export(folder)
+    m = M3Tiny(TinyConfig(**cfg))
+    r = m.load_state_dict(sd, strict=False)
+    assert r.unexpected_keys == [] and r.missing_keys == ["lm_head.weight"], (folder, r)
+    return m

@@ -33,13 +33,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RUNS, ensure_apt, hf_ids, load_export, load_spm, save_atomic, set_threads  # noqa: E402
+from common import RUNS, ensure_apt, hf_ids, load_spm, save_atomic, set_threads  # noqa: E402
 
 ensure_apt(["python3-torch", "python3-sentencepiece", "python3-numpy", "libopenblas0-pthread"])
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from model import M3Tiny, TinyConfig, colbert_vecs, masked_mean, sparse_weights  # noqa: E402
+from model import M3Tiny, TinyConfig, colbert_vecs, from_export, masked_mean, sparse_weights  # noqa: E402
 
 SOURCE_WEIGHTS = {"debian-en": 0.22, "debian-xx": 0.18, "wordnet": 0.15, "tatoeba": 0.25, "xquad": 0.12, "man": 0.08}
 W_DENSE, W_SPARSE, W_COLBERT = 1.0, 0.3, 1.0  # FlagEmbedding m3 ensemble weights
@@ -218,12 +218,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     sp = load_spm()
     if args.from_export:
-        cfg_dict, exported = load_export(args.from_export)
-        cfg = TinyConfig(**cfg_dict)
-        model = M3Tiny(cfg)
-        missing = set(model.state_dict()) - set(exported)
-        assert missing == {"lm_head.weight"}, f"{args.from_export} lacks {sorted(missing)}"
-        model.load_state_dict(exported, strict=False)  # lm_head keeps its seeded init: stage 2 never reads it
+        model = from_export(args.from_export)  # lm_head keeps its seeded init: stage 2 never reads it
+        cfg = model.cfg
     else:
         init = torch.load(args.init)
         cfg = TinyConfig(**init["config"])

@@ -13,7 +13,7 @@ command -v "$PY" >/dev/null && "$PY" -c "import torch, sentencepiece" 2>/dev/nul
 nice -n 5 "$PY" stage1_mlm.py ${STAGE1_ARGS:-} >> runs/stage1.log 2>&1
 nice -n 5 "$PY" stage2_retrieval.py ${STAGE2_ARGS:---fresh} >> runs/stage2.log 2>&1
 # Stage 2b: 240 more stage-2 steps from stage 2's checkpoint, exits weighted k/K, no CLS cells (the model card's
-# "Why dense quality does not rise with depth"). Two threads, as that run; PASSIVE keeps OpenMP from spinning against
+# "The diagnosis of v1/v2"). Two threads, as that run; PASSIVE keeps OpenMP from spinning against
 # the machine's other jobs (training/README.md). Its export is the v2 folder (shipped before stage 2c).
 OMP_WAIT_POLICY=PASSIVE nice -n 19 "$PY" stage2_retrieval.py --continue-from runs/stage2.pt --out runs/stage2b.pt --pools mean --exit-weights linear \
   --steps 240 --schedule-steps 240 --threads 2 >> runs/stage2b.log 2>&1

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -36,41 +35,17 @@ import sentencepiece as spm  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from model import M3Tiny, TinyConfig, colbert_vecs, masked_mean, sparse_weights  # noqa: E402
+from model import colbert_vecs, from_export, masked_mean, sparse_weights  # noqa: E402
 
 W_HYBRID = (0.4, 0.2, 0.4)  # dense, sparse, colbert
-
-
-def read_safetensors(path: str) -> dict[str, torch.Tensor]:
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        base = 8 + n
-        blob = f.read()
-    out = {}
-    for name, h in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = h["data_offsets"]
-        # F16: the shipped folder; F32: a quantised folder dequantised by tools/eval/dtype.ts (npm run eval -- --dtype).
-        assert h["dtype"] in ("F16", "F32"), h
-        out[name] = torch.from_numpy(np.frombuffer(blob[a:b], dtype=np.float16 if h["dtype"] == "F16" else np.float32).copy()).float().reshape(h["shape"])
-    return out
 
 
 class Shipped:
     """The shipped folder as the engine sees it: f16 weights (upcast), its tokenizer model, its pooling."""
 
     def __init__(self, folder: str):
-        cfg = json.load(open(os.path.join(folder, "config.json")))
-        sd = read_safetensors(os.path.join(folder, "model.safetensors"))
-        self.cfg = TinyConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], num_hidden_layers=cfg["num_hidden_layers"],
-                              num_attention_heads=cfg["num_attention_heads"], intermediate_size=cfg["intermediate_size"],
-                              max_position_embeddings=cfg["max_position_embeddings"], rms_norm_eps=cfg["rms_norm_eps"],
-                              colbert_dim=sd["colbert_linear.weight"].shape[0], mrl_layers=cfg["mrl_layers"], mrl_dims=cfg["mrl_dims"])
-        self.model = M3Tiny(self.cfg)
-        missing = self.model.load_state_dict(sd, strict=False)
-        assert missing.unexpected_keys == [] and missing.missing_keys == ["lm_head.weight"], missing
+        self.model = from_export(folder)  # f16 weights upcast (or a dequantised f32 folder), every weight but lm_head
+        self.cfg = self.model.cfg
         self.model.eval()
         pool = json.load(open(os.path.join(folder, "1_Pooling", "config.json")))
         self.pooling = "cls" if pool["pooling_mode_cls_token"] else "mean"
